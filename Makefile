@@ -1,0 +1,59 @@
+# paperops: the two commands a fresh machine needs are `make run` and `make test`.
+# Both create .venv when it is missing and install the project into it first.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.paperops-installed
+PAPER  ?= noise2score
+
+# No telemetry from the tools, here or in CI.
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export BENTOML_DO_NOT_TRACK := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test test-fast flow serve mlflow-ui prefect-ui bench lint clean-outputs help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: pip takes these two from the machine's local files (no GPU download).
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+setup: $(STAMP)  ## create .venv and install paperops with its test extras
+
+run: setup  ## the main job: `dvc repro` of every paper in params.yaml (local MLflow, local DVC cache)
+	dvc repro
+	@echo "Results: dvc metrics show | reports/*/results.md | make mlflow-ui | make serve"
+
+test: setup  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+test-fast: setup  ## unit and contract tests only, without the end-to-end tool runs
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+flow: setup  ## the same pipeline as a Prefect flow (ephemeral mode unless PREFECT_API_URL is set)
+	$(BIN)/python -m flows
+
+serve: setup  ## serve the champion model of PAPER over HTTP on 127.0.0.1:3000
+	$(BIN)/paperops serve $(PAPER)
+
+mlflow-ui: setup  ## MLflow UI on http://127.0.0.1:5000 over the local store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+prefect-ui: setup  ## Prefect server and UI on http://127.0.0.1:4200
+	$(BIN)/prefect server start --host 127.0.0.1
+
+bench: setup  ## orchestration and serving benchmarks (ratios; see benchmarks/)
+	$(BIN)/python benchmarks/orchestration.py
+	$(BIN)/python benchmarks/serving.py
+
+lint: setup  ## import-layering contracts (ARCHITECTURE.md section 4)
+	$(BIN)/lint-imports

@@ -1,0 +1,105 @@
+"""``paperops``: the command line that dvc.yaml calls, and that people call by hand.
+
+    paperops list
+    paperops prepare|train|evaluate|register <paper> [--scale S] [--params FILE]
+    paperops run <paper>            all four stages in one process (no DVC, no Prefect)
+    paperops serve <paper>          the BentoML HTTP service of the champion model
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from components.config import SCALES, ConfigError, load_params
+from components.registry import PAPERS, get_paper
+
+STAGE_HELP = {
+    "prepare": "Build the paper's dataset into data/<paper>/ (default: data bundled with installed packages).",
+    "train": "Train into models/<paper>/ (resumes from the last checkpoint after a crash).",
+    "evaluate": "Evaluate models/<paper>/model; writes reports/<paper>/metrics.json, tables and figures.",
+    "register": "Log the model to MLflow, register a version; move alias 'champion' if the gate passes.",
+}
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paper", choices=sorted(PAPERS), help="registered paper name (see `paperops list`)")
+    p.add_argument("--scale", choices=SCALES, default=None,
+                   help="override params.yaml's `scale` (smoke: seconds, default: a CPU, paper: the paper's settings)")
+    p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paperops",
+        description="Reproduce research papers as tracked, versioned, served pipelines. Each stage is an "
+        "MLflow run in the paper's experiment; `dvc repro` runs the stages of every paper in params.yaml.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="List registered papers with arXiv id and title.")
+    for stage, text in STAGE_HELP.items():
+        _add_common(sub.add_parser(stage, help=text, description=text))
+    run = sub.add_parser("run", help="Run prepare, train, evaluate and register in one process.",
+                         description="All four stages of one paper in one process, without DVC or Prefect.")
+    _add_common(run)
+    serve = sub.add_parser("serve", help="Serve the champion model over HTTP with BentoML.",
+                           description="Start `bentoml serve` for the paper's service (serving/<paper>.py). "
+                           "The model is the registry version with alias 'champion' (or --version).")
+    serve.add_argument("paper", choices=sorted(PAPERS))
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, loopback only)")
+    serve.add_argument("--port", type=int, default=3000, help="port (default: %(default)s)")
+    serve.add_argument("--version", default=None, help="serve this registry version instead of the champion")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not (Path("serving") / f"{args.paper}.py").is_file():
+        print(f"paperops: {args.paper} has no service (serving/{args.paper}.py)", file=sys.stderr)
+        return 2
+    if args.version:
+        os.environ["PAPEROPS_MODEL_VERSION"] = args.version
+    bentoml = shutil.which("bentoml") or "bentoml"
+    cmd = [bentoml, "serve", f"serving.{args.paper}:Service", "--host", args.host, "--port", str(args.port)]
+    print("paperops: " + " ".join(cmd), file=sys.stderr)
+    os.execv(bentoml, cmd)  # replaces this process: signals reach the server directly
+    return 0  # pragma: no cover
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    for noisy in ("alembic", "mlflow.store", "urllib3", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "list":
+        for name in PAPERS:
+            p = get_paper(name)
+            print(f"{name:16s} arXiv {p.arxiv}  {p.title}")
+        return 0
+    if args.command == "serve":
+        return _serve(args)
+    try:
+        params = load_params(args.params, scale=args.scale)
+    except ConfigError as exc:
+        print(f"paperops: invalid {args.params}:\n{exc}", file=sys.stderr)
+        return 2
+    from components.stages import STAGES, run_stage
+
+    stages = STAGES if args.command == "run" else (args.command,)
+    for stage in stages:
+        result = run_stage(stage, args.paper, params=params)
+        if stage == "register":
+            verdict = "champion" if result["champion"] else "not champion: " + "; ".join(result["reasons"])
+            print(f"{result['name']} version {result['version']} registered ({verdict})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The four pipeline stages around a paper's pure steps: config, context, tracking, outputs.
+
+``run_stage("train", "noise2score")`` is what ``paperops train noise2score`` (and so the DVC stage
+``train@noise2score``) runs: validate params.yaml, resolve the paper's config at the chosen scale,
+pick the device, seed, open the MLflow run of the stage, call the paper's step, write its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.config import Params, flatten, load_params
+from components.contract import RunContext
+from components.device import select_device
+from components.registry import get_paper
+
+log = logging.getLogger("paperops")
+
+STAGES = ("prepare", "train", "evaluate", "register")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (papers still draw from their own torch.Generator)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def tqdm_progress(iterable: Iterable[Any], total: int | None = None, desc: str = "", initial: int = 0) -> Iterable[Any]:
+    """Progress bar on stderr; quiet under PAPEROPS_NO_PROGRESS=1."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        iterable, total=total, desc=desc, initial=initial, mininterval=2.0, file=sys.stderr,
+        disable=os.environ.get("PAPEROPS_NO_PROGRESS") == "1", dynamic_ncols=True,
+    )
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON via a temporary file and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def read_metrics(report_dir: Path) -> dict[str, float]:
+    """``reports/<paper>/metrics.json`` as written by the evaluate stage."""
+    path = report_dir / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: run `paperops evaluate {report_dir.name}` first")
+    return json.loads(path.read_text())
+
+
+def run_stage(
+    stage: str, paper_name: str, root: Path | None = None, params: Params | None = None,
+    params_path: Path | str = "params.yaml", scale: str | None = None,
+) -> Any:
+    """Run one stage of one paper, tracked as an MLflow run named after the stage.
+
+    Args:
+        stage: one of ``STAGES``.
+        paper_name: a registered paper.
+        root: project root (default: the current directory).
+        params: already validated params (else read from ``params_path``).
+        params_path: params.yaml, relative to ``root``.
+        scale: override the file's scale.
+
+    Returns:
+        ``evaluate``: the metrics; ``register``: the registration record; otherwise None.
+    """
+    from components import tracking  # import mlflow only for stages that track
+
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    root = Path(root or Path.cwd()).resolve()
+    params = params or load_params(root / params_path, scale=scale)
+    paper = get_paper(paper_name)
+    cfg = params.config(paper_name)
+    device = select_device(cfg.device)
+    seed_everything(cfg.seed)
+    log.info("%s %s: scale=%s device=%s", stage, paper_name, params.scale, device)
+    run_params = {**flatten(cfg), "scale": params.scale, "device.resolved": str(device)}
+    with tracking.stage_run(root, paper_name, stage, params.scale, run_params) as logger:
+        ctx = RunContext(paper_name, root, device, cfg.seed, logger, tqdm_progress, log)
+        if stage == "prepare":
+            return paper.prepare(cfg, ctx)
+        if stage == "train":
+            return paper.train(cfg, ctx)
+        if stage == "evaluate":
+            metrics = {k: float(v) for k, v in paper.evaluate(cfg, ctx).items()}
+            write_json_atomic(ctx.report_dir / "metrics.json", metrics)
+            logger.log_metrics(metrics)
+            return metrics
+        metrics = read_metrics(ctx.report_dir)
+        gate = paper.gate(metrics)
+        record = tracking.register_model(root, paper, ctx.model_dir, metrics, gate)
+        record["scale"] = params.scale
+        write_json_atomic(ctx.report_dir / "registration.json", record)
+        return record

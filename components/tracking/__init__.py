@@ -1,0 +1,10 @@
+"""The one place that talks to MLflow: runs, figures, tables, the model registry.
+
+Everything else (CLI, flows, services) goes through these functions; paper code only sees the
+``MetricLogger`` protocol of ``components.contract``.
+"""
+
+from components.tracking.registry import CHAMPION, fetch_model, register_model
+from components.tracking.runs import MlflowLogger, configure, stage_run, tracking_uri
+
+__all__ = ["CHAMPION", "MlflowLogger", "configure", "fetch_model", "register_model", "stage_run", "tracking_uri"]

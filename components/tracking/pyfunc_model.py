@@ -1,0 +1,31 @@
+"""The MLflow pyfunc flavour of every paperops model, logged as code (no pickle).
+
+MLflow's "models from code": this file is stored with the model and executed on load; the weights
+travel as the artifact ``model_dir`` (model.safetensors + config.json) and the paper's name as
+``model_config["paper"]``. Loading goes through the paper's own ``load``/``predict``, so
+``mlflow.pyfunc.load_model("models:/noise2score@champion")`` works without unpickling anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class PaperModel(PythonModel):
+    """Wraps ``PAPER.load`` and ``PAPER.predict`` of the paper named in the model config."""
+
+    def load_context(self, context: Any) -> None:
+        from components.registry import get_paper
+
+        self.paper = get_paper(context.model_config["paper"])
+        self.model = self.paper.load(Path(context.artifacts["model_dir"]))
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        return self.paper.predict(self.model, model_input, **(params or {}))
+
+
+mlflow.models.set_model(PaperModel())

@@ -1,0 +1,113 @@
+"""The MLflow model registry: register an exported model, move ``champion``, fetch it back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from components.contract import Gate
+from components.tracking.runs import configure
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+_PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def _signature(paper: Any, model_dir: Path) -> Any:
+    """Signature from the paper's example input and its real prediction (None if it has none)."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import Schema, TensorSpec
+
+    if paper.example_input is None or paper.load is None or paper.predict is None:
+        return None
+    example = paper.example_input()
+    output = paper.predict(paper.load(model_dir), example)
+    if isinstance(output, dict):  # keep the array-valued part: that is what the model returns
+        output = next((v for v in output.values() if hasattr(v, "shape")), None)
+    signature = infer_signature(example, output)
+    if isinstance(example, np.ndarray):  # images of any size: every axis is variable
+        outputs = signature.outputs
+        if isinstance(output, np.ndarray):
+            outputs = Schema([TensorSpec(output.dtype, (-1,) * output.ndim)])
+        signature = ModelSignature(Schema([TensorSpec(example.dtype, (-1,) * example.ndim)]), outputs)
+    return signature
+
+
+def register_model(
+    root: Path, paper: Any, model_dir: Path, metrics: dict[str, float], gate: Gate
+) -> dict[str, Any]:
+    """Log ``model_dir`` as a pyfunc model in the active run and register a new version.
+
+    The version is tagged with the gate's verdict; the alias ``champion`` moves to it only when
+    the gate passed, otherwise the previous champion keeps it.
+
+    Returns:
+        ``{"name", "version", "champion", "run_id", "reasons"}``.
+    """
+    client = configure(root)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(_PYFUNC_CODE),
+        artifacts={"model_dir": str(model_dir)},
+        model_config={"paper": paper.name},
+        signature=_signature(paper, model_dir),
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "safetensors", "paperops"],
+        registered_model_name=paper.name,
+        await_registration_for=60,
+    )
+    version = str(info.registered_model_version)
+    for key, value in {
+        "gate.passed": str(gate.passed),
+        "gate.reasons": "; ".join(gate.reasons) or "all checks passed",
+        **{f"metric.{k}": f"{v:.4f}" for k, v in sorted(metrics.items())[:50]},
+    }.items():
+        client.set_model_version_tag(paper.name, version, key, value)
+    client.update_registered_model(paper.name, description=f"{paper.title} (arXiv {paper.arxiv})")
+    if gate.passed:
+        client.set_registered_model_alias(paper.name, CHAMPION, version)
+        log.info("%s version %s is now %s", paper.name, version, CHAMPION)
+    else:
+        log.warning("%s version %s failed the gate: %s", paper.name, version, "; ".join(gate.reasons))
+    return {
+        "name": paper.name,
+        "version": version,
+        "champion": gate.passed,
+        "run_id": info.run_id,
+        "reasons": list(gate.reasons),
+    }
+
+
+def fetch_model(root: Path, paper: str, alias: str = CHAMPION, version: str | None = None) -> Path:
+    """Download a registered model and return its ``model_dir`` (model.safetensors + config.json).
+
+    Args:
+        root: project root (for the default tracking store).
+        paper: registered model name.
+        alias: registry alias to resolve (ignored when ``version`` is given).
+        version: an explicit version number.
+
+    Raises:
+        LookupError: when no such version or alias exists, saying how to make one.
+    """
+    client: MlflowClient = configure(root)
+    try:
+        mv = client.get_model_version(paper, version) if version else client.get_model_version_by_alias(paper, alias)
+    except MlflowException as exc:
+        what = f"version {version}" if version else f"the alias {alias!r}"
+        raise LookupError(
+            f"no registered model {paper!r} with {what} in {mlflow.get_tracking_uri()}: run the pipeline "
+            f"(`dvc repro`) until an evaluation passes the gate, or pick a version ({exc.message})"
+        ) from None
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{paper}/{mv.version}"))
+    model_dir = local / "artifacts" / "model_dir"
+    if not model_dir.is_dir():
+        raise LookupError(f"{paper} version {mv.version} has no model_dir artifact (found {list(local.iterdir())})")
+    return model_dir

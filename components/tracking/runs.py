@@ -1,0 +1,167 @@
+"""MLflow runs: one experiment per paper, one run per stage, buffered metric logging.
+
+The store defaults to a local SQLite file (``mlflow.db``) and artifacts under ``mlartifacts/`` at
+the project root; ``MLFLOW_TRACKING_URI`` points it anywhere else (a team server, say).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+log = logging.getLogger(__name__)
+
+# MLflow caps one log_batch call at 1000 metrics and 100 params.
+_METRIC_BATCH = 1000
+_PARAM_BATCH = 100
+_PARAM_VALUE_MAX = 6000
+
+
+def tracking_uri(root: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<root>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"
+
+
+def configure(root: Path) -> MlflowClient:
+    """Point MLflow at the project's store (idempotent) and return a client."""
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(client: MlflowClient, paper: str, root: Path) -> str:
+    """The experiment named after the paper, created with artifacts under ``mlartifacts/``."""
+    exp = client.get_experiment_by_name(paper)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if tracking_uri(root).startswith("sqlite:"):
+        location = (Path(root) / "mlartifacts" / paper).resolve().as_uri()
+    try:
+        return client.create_experiment(paper, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent stage
+        return client.get_experiment_by_name(paper).experiment_id
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _dvc_data_hash(root: Path, paper: str) -> str | None:
+    """The md5 DVC recorded for ``data/<paper>`` in dvc.lock (None before the first repro)."""
+    lock = Path(root) / "dvc.lock"
+    if not lock.is_file():
+        return None
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except yaml.YAMLError:
+        return None
+    for out in stages.get(f"prepare@{paper}", {}).get("outs", []):
+        if out.get("path") == f"data/{paper}":
+            return out.get("md5")
+    return None
+
+
+def provenance_tags(root: Path, paper: str, stage: str, scale: str) -> dict[str, str]:
+    """Tags every stage run carries: stage, scale, git commit (and dirtiness), DVC data hash."""
+    tags = {"paperops.paper": paper, "paperops.stage": stage, "paperops.scale": scale}
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+        tags["paperops.git_dirty"] = str(bool(dirty))
+    data_hash = _dvc_data_hash(root, paper)
+    if data_hash:
+        tags["dvc.data_md5"] = data_hash
+    return tags
+
+
+class MlflowLogger:
+    """The ``MetricLogger`` of a stage run: buffers metrics and writes them in batches.
+
+    One synchronous call per point costs ~2.3 ms on SQLite; ``log_batch`` ~0.05 ms a point.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_every: int = 200) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.flush_every = flush_every
+        self._buffer: list[Metric] = []
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, str(v)[:_PARAM_VALUE_MAX]) for k, v in params.items()]
+        for i in range(0, len(items), _PARAM_BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + _PARAM_BATCH])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        self._buffer.extend(Metric(k, float(v), now, step or 0) for k, v in metrics.items())
+        if len(self._buffer) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._buffer:
+            chunk, self._buffer = self._buffer[:_METRIC_BATCH], self._buffer[_METRIC_BATCH:]
+            self.client.log_batch(self.run_id, metrics=chunk)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(self.run_id, figure, f"figures/{name}")
+        plt.close(figure)
+
+    def log_table(self, table: Any, name: str) -> None:
+        self.client.log_table(self.run_id, data=table, artifact_file=f"tables/{name}")
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+
+@contextlib.contextmanager
+def stage_run(
+    root: Path, paper: str, stage: str, scale: str, params: dict[str, Any]
+) -> Iterator[MlflowLogger]:
+    """Open the MLflow run of one stage, yield its logger, close it FINISHED or FAILED.
+
+    Buffered metrics are flushed even when the stage raises, so a crash loses nothing logged.
+    """
+    client = configure(root)
+    experiment_id = ensure_experiment(client, paper, root)
+    mlflow.set_system_metrics_sampling_interval(float(os.environ.get("PAPEROPS_SYSMETRICS_S", "2")))
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=stage,
+        tags=provenance_tags(root, paper, stage, scale),
+        log_system_metrics=True,
+    )
+    logger = MlflowLogger(client, run.info.run_id)
+    logger.log_params(params)
+    status = "FAILED"
+    try:
+        yield logger
+        status = "FINISHED"
+    finally:
+        try:
+            logger.flush()
+        finally:
+            mlflow.end_run(status=status)

@@ -1,0 +1,70 @@
+"""Kill -9 in the middle of training, rerun: it resumes and ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import copy_project
+
+pytestmark = pytest.mark.e2e
+
+PAPER = "noise2score"
+STEPS, EVERY = 120, 10  # long enough on 2 cores to be killed between two checkpoints
+
+
+def _project(tmp: Path):
+    project = copy_project(tmp)
+    params = yaml.safe_load((project.path / "params.yaml").read_text())
+    smoke = params[PAPER].setdefault("smoke", {}) or {}
+    smoke.setdefault("train", {}).update(steps=STEPS, checkpoint_every=EVERY)
+    params[PAPER]["smoke"] = smoke
+    (project.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    project.run("paperops", "prepare", PAPER)
+    return project
+
+
+def _checkpoint_steps(project) -> list[int]:
+    folder = project.path / "models" / PAPER / "checkpoints"
+    return sorted(int(p.stem.split("-")[1]) for p in folder.glob("step-*.pt")) if folder.is_dir() else []
+
+
+def _weights(project) -> dict:
+    return load_file(str(project.path / "models" / PAPER / "model" / "model.safetensors"))
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    crashed = _project(tmp_path / "a")
+    proc = subprocess.Popen(
+        ["paperops", "train", PAPER], cwd=crashed.path, env=crashed.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = _checkpoint_steps(crashed)
+        if done and EVERY * 2 <= done[-1] < STEPS:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed: raise STEPS"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = _checkpoint_steps(crashed)[-1]
+    assert not (crashed.path / "models" / PAPER / "model").exists(), "no export from a killed run"
+
+    resumed = crashed.run("paperops", "train", PAPER)
+    assert f"resum" in (resumed.stdout + resumed.stderr).lower()
+    assert f"{killed_at}" in resumed.stdout + resumed.stderr
+
+    straight = _project(tmp_path / "b")
+    straight.run("paperops", "train", PAPER)
+    a, b = _weights(crashed), _weights(straight)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), f"{key} differs after resume"
