@@ -9,6 +9,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
+import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -107,7 +108,8 @@ def fetch_model(root: Path, paper: str, alias: str = CHAMPION, version: str | No
             f"(`dvc repro`) until an evaluation passes the gate, or pick a version ({exc.message})"
         ) from None
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{paper}/{mv.version}"))
-    model_dir = local / "artifacts" / "model_dir"
-    if not model_dir.is_dir():
-        raise LookupError(f"{paper} version {mv.version} has no model_dir artifact (found {list(local.iterdir())})")
-    return model_dir
+    flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"].get("python_function", {})
+    entry = flavor.get("artifacts", {}).get("model_dir")
+    if entry is None or not (local / entry["path"]).is_dir():
+        raise LookupError(f"{paper} version {mv.version} is not a paperops model (no model_dir artifact)")
+    return local / entry["path"]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import copy_project
+from tests.project_copy import copy_project
 
 pytestmark = pytest.mark.e2e
 
