@@ -56,7 +56,7 @@ class NullLogger:
         pass
 
 
-def _plain_progress(iterable: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:
+def _plain_progress(iterable: Iterable[T], total: int | None = None, desc: str = "", **_: Any) -> Iterator[T]:
     yield from iterable
 
 
@@ -73,7 +73,7 @@ class RunContext:
         device: the torch device the step runs on (auto-selected: cuda > mps > cpu).
         seed: the global seed of the run.
         logger: metrics, figures and tables go here (``NullLogger`` in unit tests).
-        progress: ``progress(iterable, total=, desc=)`` wraps long loops in a progress bar.
+        progress: ``progress(iterable, total=, desc=, initial=)`` wraps long loops in a progress bar.
     """
 
     paper: str

@@ -1,0 +1,1 @@
+"""Datasets that need no download: images bundled with installed packages, local folders."""

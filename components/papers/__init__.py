@@ -1,0 +1,1 @@
+"""One package per paper; each imports blocks, never another paper."""

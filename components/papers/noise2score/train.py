@@ -1,0 +1,179 @@
+"""Training: the AR-DAE score networks (one per family) and the Noise2Clean baselines.
+
+The run is a list of phases, ``score/<family>`` then ``clean/<family>``, trained one after another
+with one global step counter. Every random draw (batch indices, noise level, noise, sigma_a, u)
+comes from one torch.Generator whose state is checkpointed with the model, the EMA, the optimiser
+and the AMP scaler, so a run killed at any point and rerun resumes from its last checkpoint and
+ends with exactly the weights of an uninterrupted run (CPU, same seed).
+
+Per step, following the official code (models/*_model.py ``optimize_parameters``): draw one noise
+level per batch (log-uniform, ``set_phi``), corrupt the clean patches, take an Adam step on the
+AR-DAE loss (or, for the baseline, the supervised MSE), clip the gradient norm at 1, update the
+EMA (decay 0.999). The EMA weights are what is exported and evaluated, as in the official code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from components.checkpoint import Checkpointer, export_model
+from components.config import config_hash
+from components.contract import RunContext
+from components.papers.noise2score.config import Noise2ScoreConfig
+from components.papers.noise2score.data import load_train
+from components.papers.noise2score.losses import ardae_loss, noise2clean_loss, sigma_grid
+from components.papers.noise2score.model import build_net
+from components.papers.noise2score.noise import add_noise, sample_level
+
+CHANNELS = 3
+
+
+def model_config(cfg: Noise2ScoreConfig) -> dict[str, Any]:
+    return {"channels": CHANNELS, "width": cfg.model.width, "depth": cfg.model.depth}
+
+
+def phases(cfg: Noise2ScoreConfig) -> list[tuple[str, str, int]]:
+    """``[(kind, family, steps)]``: score networks first, then the Noise2Clean baselines."""
+    out = [("score", f, cfg.train.steps) for f in cfg.train.families]
+    if cfg.train.baseline_steps:
+        out += [("clean", f, cfg.train.baseline_steps) for f in cfg.train.families]
+    return out
+
+
+def _ema_update(ema: dict[str, torch.Tensor], net: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            if v.dtype.is_floating_point:
+                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                ema[k].copy_(v)
+
+
+class _Phase:
+    """The mutable training state of one phase (network, EMA, optimiser, scaler)."""
+
+    def __init__(self, cfg: Noise2ScoreConfig, ctx: RunContext, index: int) -> None:
+        torch.manual_seed(cfg.seed + index)  # He init of this phase's network
+        self.net = build_net(model_config(cfg)).to(ctx.device)
+        self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.train.lr, betas=(0.9, 0.999))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=ctx.use_amp)
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "ema": self.ema, "opt": self.opt.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.ema = {k: v.clone() for k, v in state["ema"].items()}
+        self.opt.load_state_dict(state["opt"])
+        self.scaler.load_state_dict(state["scaler"])
+
+
+def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
+    """Train (or resume) every phase, then export the score networks and the baselines."""
+    t = cfg.train
+    plan = phases(cfg)
+    ends = [sum(s for *_, s in plan[: i + 1]) for i in range(len(plan))]
+    total = ends[-1]
+    ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
+    snapshot = cfg.model_dump(mode="json")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    done: dict[str, dict[str, torch.Tensor]] = {}  # "<kind>/<family>" -> EMA weights of finished phases
+    history: dict[str, list[float]] = {}
+    step = 0
+    resumed = ckpt.latest()
+    if resumed is not None:
+        step = int(resumed["step"])
+        gen.set_state(resumed["state"]["generator"])
+        done = resumed["state"]["done"]
+        history = resumed["state"]["history"]
+        ctx.log.info("resuming noise2score training from checkpoint step %d of %d", step, total)
+
+    patches = load_train(ctx.data_dir)
+    sigmas = sigma_grid(t.sigma_min, t.sigma_max, t.sigma_levels)
+    phase_idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
+    current = None
+    if phase_idx < len(plan):
+        current = _Phase(cfg, ctx, phase_idx)
+        if resumed is not None and resumed["state"]["current"]:
+            current.load(resumed["state"]["current"])
+    running: list[float] = []
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
+    )
+
+    for step in ctx.progress(range(step, total), total=total, desc="noise2score train", initial=step):
+        kind, family, _ = plan[phase_idx]
+        idx = torch.randint(0, len(patches), (t.batch_size,), generator=gen)
+        x = patches[idx]
+        level = sample_level(*getattr(t.noise, family), gen)
+        y = add_noise(x, family, level, gen)
+        current.net.train()
+        with autocast():
+            if kind == "score":
+                loss = ardae_loss(current.net, y.to(ctx.device), sigmas, gen)
+            else:
+                loss = noise2clean_loss(current.net, y.to(ctx.device), x.to(ctx.device))
+        current.opt.zero_grad(set_to_none=True)
+        current.scaler.scale(loss).backward()
+        current.scaler.unscale_(current.opt)
+        nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
+        current.scaler.step(current.opt)
+        current.scaler.update()
+        _ema_update(current.ema, current.net, t.ema_decay)
+        running.append(float(loss.detach()))
+        if (step + 1) % t.log_every == 0 or step + 1 == ends[phase_idx]:
+            key = f"loss/{kind}_{family}"
+            history.setdefault(key, []).extend([float(step + 1), sum(running) / len(running)])
+            ctx.logger.log_metrics({key: history[key][-1]}, step=step + 1)
+            running = []
+        if step + 1 == ends[phase_idx]:  # phase done: keep its EMA weights, start the next network
+            done[f"{kind}/{family}"] = {k: v.cpu() for k, v in current.ema.items()}
+            phase_idx += 1
+            current = _Phase(cfg, ctx, phase_idx) if phase_idx < len(plan) else None
+        if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
+            state = {
+                "phase": phase_idx, "current": current.state() if current else {},
+                "generator": gen.get_state(), "done": done, "history": history,
+            }
+            ckpt.save(step + 1, state, snapshot)
+
+    _export(cfg, ctx, done)
+    _loss_figure(ctx, history)
+
+
+def _export(cfg: Noise2ScoreConfig, ctx: RunContext, done: dict[str, dict[str, torch.Tensor]]) -> None:
+    base = {
+        "paper": "noise2score",
+        "model": model_config(cfg),
+        "families": list(cfg.train.families),
+        "noise": cfg.train.noise.model_dump(mode="json"),
+        "fd_epsilon": cfg.eval.fd_epsilon,
+    }
+    kinds = [("score", ctx.model_dir)] + ([("clean", ctx.model_root / "baseline")] if cfg.train.baseline_steps else [])
+    for kind, folder in kinds:
+        flat = {f"nets.{f}.{k}": v for f in cfg.train.families for k, v in done[f"{kind}/{f}"].items()}
+        export_model(folder, flat, {**base, "kind": kind})
+
+
+def _loss_figure(ctx: RunContext, history: dict[str, list[float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, flat in sorted(history.items()):
+        ax.plot(flat[0::2], flat[1::2], label=key.removeprefix("loss/"))
+    ax.set_xlabel("global step")
+    ax.set_ylabel("loss (AR-DAE / MSE)")
+    ax.set_yscale("log")
+    ax.set_title("Noise2Score training")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    ctx.logger.log_figure(fig, "train_loss.png")
+    plt.close(fig)
