@@ -1,0 +1,99 @@
+"""BentoML service of Noise2Score-Tweedie (arXiv 2112.03696): /denoise and /estimate.
+
+Run: ``paperops serve noise2score`` (= ``bentoml serve serving.noise2score:Service``), 127.0.0.1:3000.
+
+The model is the MLflow registry version with alias ``champion`` (``PAPEROPS_MODEL_VERSION`` picks
+another version; ``PAPEROPS_MODEL_DIR`` serves an exported folder directly, for benchmarks).
+Bounds and accepted formats: serving/images.py. Bad input answers 400 with a message.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import bentoml
+from bentoml.exceptions import BadInput
+from bentoml.validators import ContentType
+
+from serving.images import MAX_SIDE, MAX_UPLOAD_BYTES, ImageError, decode, encode_png
+
+PAPER = "noise2score"
+Noise = Literal["auto", "gaussian", "poisson", "gamma"]
+
+
+def _model_dir() -> Path:
+    if os.environ.get("PAPEROPS_MODEL_DIR"):
+        return Path(os.environ["PAPEROPS_MODEL_DIR"])
+    from components.tracking import fetch_model
+
+    root = Path(os.environ.get("PAPEROPS_ROOT", Path.cwd()))
+    return fetch_model(root, PAPER, version=os.environ.get("PAPEROPS_MODEL_VERSION"))
+
+
+def _read(image: Path) -> bytes:
+    size = image.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise BadInput(f"the image upload is {size} bytes; the limit is {MAX_UPLOAD_BYTES} bytes")
+    return image.read_bytes()
+
+
+@bentoml.service(
+    name="noise2score",
+    http={"host": "127.0.0.1", "port": 3000},
+    traffic={"timeout": 120, "max_concurrency": 8},
+    workers=1,
+)
+class Noise2Score:
+    """Self-supervised denoising with the Tweedie formula; blind noise-model estimation."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from components.registry import get_paper
+        from components.papers.noise2score import predict
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+        self.paper = get_paper(PAPER)
+        self.model_dir = _model_dir()
+        self.model = self.paper.load(self.model_dir)
+        self.predict = predict
+
+    @bentoml.api(route="/denoise")
+    def denoise(
+        self,
+        image: Path,
+        noise: Noise = "auto",
+        level: float | None = None,
+        ctx: bentoml.Context = None,
+    ) -> Annotated[Path, ContentType("image/png")]:
+        """Denoise a PNG/JPEG (grey or RGB, up to 2048x2048, 8 MiB). ``noise``: auto | gaussian | poisson
+        | gamma; ``level``: Gaussian sigma on 0..255, Poisson zeta or Gamma k (estimated when
+        omitted). Returns a PNG of the same size and mode; headers X-Noise-Family, X-Noise-Level."""
+        if level is not None and not (math.isfinite(level) and level > 0):
+            raise BadInput(f"level must be a positive finite number, got {level}")
+        try:
+            decoded = decode(_read(image))
+            out = self.predict.denoise(self.model, decoded.pixels, noise=noise, level=level)
+        except (ImageError, ValueError) as exc:
+            raise BadInput(str(exc)) from None
+        ctx.response.headers["X-Noise-Family"] = out["family"]
+        ctx.response.headers["X-Noise-Level"] = f"{out['level']:.6g}"
+        path = Path(ctx.temp_dir) / "denoised.png"
+        path.write_bytes(encode_png(out["image"], decoded.mode))
+        return path
+
+    @bentoml.api(route="/estimate")
+    def estimate(self, image: Path) -> dict:
+        """Estimate the noise model of a PNG/JPEG: ``{"family", "level", "power"}``."""
+        try:
+            decoded = decode(_read(image))
+            return self.predict.estimate(self.model, decoded.pixels)
+        except (ImageError, ValueError) as exc:
+            raise BadInput(str(exc)) from None
+
+
+Service = Noise2Score
+__all__ = ["MAX_SIDE", "Noise2Score", "Service"]
