@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -25,12 +26,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(smoke_repo):
+    # Serve the version the smoke pipeline registered: the smoke scale need not pass the gate, so
+    # it may hold no `champion` (serving the champion is the default; a version is the override).
+    registration = json.loads((smoke_repo.path / "reports" / "noise2score" / "registration.json").read_text())
+    env = {**smoke_repo.env, "PAPEROPS_MODEL_VERSION": str(registration["version"])}
     port = free_port()
     log = smoke_repo.path / "bentoml-test.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             ["bentoml", "serve", "serving.noise2score:Service", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=smoke_repo.path, env=smoke_repo.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=smoke_repo.path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:

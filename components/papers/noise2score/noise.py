@@ -60,7 +60,7 @@ def add_noise(x: torch.Tensor, family: str, level: float, generator: torch.Gener
         return level * torch.poisson(x.clamp_min(0) / level, generator=generator)
     # Gamma(k, scale 1/k): torch's own gamma sampler takes no generator, so draw Marsaglia-Tsang
     # samples from generator-driven normals and uniforms (boosted by U^(1/k) when k < 1).
-    shape = torch.full_like(x, max(level, 1.0) + (1.0 if level < 1 else 0.0))
+    shape = torch.full_like(x, level + 1.0 if level < 1 else level)
     g = _gamma(shape, generator)
     if level < 1:
         g = g * torch.rand(x.shape, generator=generator, dtype=x.dtype) ** (1.0 / level)

@@ -1,0 +1,57 @@
+"""The noise-model estimator on scores with a known answer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from components.papers.noise2score.estimate import estimate_level, estimate_power, family_from_power
+from components.papers.noise2score.noise import add_noise, dispersion
+
+
+def saddle_point_score(mu: torch.Tensor, p: float, phi: float):
+    """Score of the saddle-point Tweedie density with the clean image mu known (a point prior)."""
+
+    def score(y: torch.Tensor) -> torch.Tensor:
+        yp = y.clamp_min(1e-6)
+        if p == 0:
+            return -(y - mu) / phi
+        if p == 1:
+            return -1 / (2 * yp) - (torch.log(yp) - torch.log(mu)) / phi
+        return -p / (2 * yp) - (yp ** (1 - p) - mu ** (1 - p)) / (phi * (1 - p))
+
+    return score
+
+
+MU = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.8 + 0.1
+POWER = {"gaussian": 0.0, "poisson": 1.0, "gamma": 2.0}
+
+
+@pytest.mark.parametrize(("family", "level"), [("gaussian", 25.0), ("gaussian", 50.0), ("poisson", 0.01),
+                                               ("poisson", 0.05), ("gamma", 100.0), ("gamma", 50.0)])
+def test_level_is_recovered_from_the_score(family: str, level: float) -> None:
+    y = add_noise(MU, family, level, torch.Generator().manual_seed(1))
+    score = saddle_point_score(MU, POWER[family], dispersion(family, level))
+    estimate = estimate_level(score, y, family, 1e-5, torch.Generator().manual_seed(2))
+    assert estimate == pytest.approx(level, rel=0.02)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("level", [25.0, 50.0])
+def test_power_classifies_gaussian_from_the_exact_score(level: float, seed: int) -> None:
+    # With the exact score, the official power estimator is robust only for Gaussian noise; for
+    # Poisson and Gamma its estimate scatters over [-1, 5] with the probe's seed (measured; see the
+    # paper's README, "what we found"), so only the Gaussian case is asserted.
+    mu = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 0.8 + 0.1
+    y = add_noise(mu, "gaussian", level, torch.Generator().manual_seed(seed + 10))
+    p = estimate_power(saddle_point_score(mu, 0.0, dispersion("gaussian", level)), y, 1e-5,
+                       torch.Generator().manual_seed(seed + 20))
+    assert family_from_power(p) == "gaussian", p
+
+
+def test_family_thresholds() -> None:
+    assert [family_from_power(p) for p in (-1.0, 0.5, 0.95, 1.5, 1.9, 3.0)] == [
+        "gaussian", "gaussian", "poisson", "poisson", "gamma", "gamma"]
+    assert family_from_power(math.nan) == "gaussian"

@@ -1,0 +1,62 @@
+"""Noise samplers match their moments; the AR-DAE loss trains a score network."""
+
+from __future__ import annotations
+
+import torch
+
+from components.blocks.nn.unet import N2NUNet
+from components.papers.noise2score.losses import ardae_loss, sigma_grid
+from components.papers.noise2score.noise import add_noise, sample_level
+
+
+def test_noise_moments() -> None:
+    x = torch.full((200_000,), 0.5, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    gau = add_noise(x, "gaussian", 25.0, g)
+    assert abs(gau.mean() - 0.5) < 1e-3 and abs(gau.std() - 25 / 255) < 1e-3
+    poi = add_noise(x, "poisson", 0.01, g)  # mean x, variance zeta * x
+    assert abs(poi.mean() - 0.5) < 1e-3 and abs(poi.var() - 0.005) < 2e-4
+    gam = add_noise(x, "gamma", 50.0, g)  # mean x, variance x^2 / k
+    assert abs(gam.mean() - 0.5) < 1e-3 and abs(gam.var() - 0.25 / 50) < 2e-4
+    small = add_noise(x, "gamma", 0.5, g)  # shape < 1 goes through the boost
+    assert abs(small.mean() - 0.5) < 0.01
+
+
+def test_noise_is_reproducible_from_the_generator() -> None:
+    x = torch.rand(4, 3, 8, 8)
+    for family, level in (("gaussian", 30.0), ("poisson", 0.02), ("gamma", 60.0)):
+        a = add_noise(x, family, level, torch.Generator().manual_seed(5))
+        b = add_noise(x, family, level, torch.Generator().manual_seed(5))
+        assert torch.equal(a, b)
+
+
+def test_levels_are_log_uniform_in_range() -> None:
+    g = torch.Generator().manual_seed(0)
+    draws = torch.tensor([sample_level(20.0, 55.0, g) for _ in range(4000)])
+    assert draws.min() >= 20 and draws.max() <= 55
+    logs = draws.log()
+    assert abs(logs.mean() - (torch.tensor(20.0).log() + torch.tensor(55.0).log()) / 2) < 0.01
+
+
+def test_sigma_grid_matches_official() -> None:
+    grid = sigma_grid(1e-3, 0.1, 22_000)
+    assert len(grid) == 22_000 and abs(grid[0] - 0.1) < 1e-6 and abs(grid[-1] - 1e-3) < 1e-8
+
+
+def test_ardae_loss_falls() -> None:
+    torch.manual_seed(0)
+    net = N2NUNet(3, 3, width=8, depth=2)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(1)
+    # Noisy images that are all one grey level: the score of y_bar = 0.5 + sigma_a u is known,
+    # -(y_bar - 0.5) / sigma_a^2, and the loss can fall to 0 when the network learns it.
+    y = torch.full((8, 3, 16, 16), 0.5)
+    sigmas = torch.tensor([0.1])
+    first = [ardae_loss(net, y, sigmas, g).item() for _ in range(5)]
+    for _ in range(150):
+        loss = ardae_loss(net, y, sigmas, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = [ardae_loss(net, y, sigmas, g).item() for _ in range(5)]
+    assert sum(last) < 0.75 * sum(first), (first, last)
