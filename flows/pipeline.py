@@ -12,6 +12,7 @@ parallel runs need several checkouts (workers) sharing a DVC remote and an MLflo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -44,7 +45,9 @@ def dvc_stage(stage: str, paper: str, root: str) -> dict[str, Any]:
 
     _env_for_dvc()
     target = f"{stage}@{paper}"
-    with Repo(root) as repo:
+    # DVC resolves targets and runs stage commands relative to the working directory, so work
+    # from the checkout's root (tasks of one flow run one after another, never in parallel).
+    with contextlib.chdir(root), Repo(root) as repo:
         ran = repo.reproduce(targets=[target], single_item=True)
     get_run_logger().info("%s: %s", target, "ran" if ran else "up to date, skipped")
     return {"stage": target, "ran": bool(ran)}

@@ -52,10 +52,18 @@ def decode(data: bytes) -> Decoded:
             if w < MIN_SIDE or h < MIN_SIDE:
                 raise ImageError(f"image is {w}x{h}; at least {MIN_SIDE}x{MIN_SIDE} pixels are needed")
             im.load()  # decodes fully: a truncated file fails here
-            return _to_float(im)
+            decoded = _to_float(im)
+        if im.format == "PNG":
+            # load() stops once the pixel stream is complete, so a PNG cut inside its last chunk's
+            # CRC or before IEND still decodes; verify() walks every chunk's CRC up to IEND.
+            with Image.open(io.BytesIO(data)) as again:
+                again.verify()
+        return decoded
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise ImageError("not a readable PNG or JPEG image (no known image format in the upload)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"not a readable PNG or JPEG image ({exc.__class__.__name__}: {exc})") from None
 
 

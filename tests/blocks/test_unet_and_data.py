@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from components.blocks.data.images import (
-    center_crop, folder_images, random_patches, skimage_images, split_by_image, to_rgb_float,
+    SKIMAGE_IMAGES, center_crop, folder_images, random_patches, skimage_images, split_by_image, to_rgb_float,
 )
-from components.blocks.metrics.image import psnr, ssim
+from components.blocks.metrics.image import psnr, psnr_per_image, ssim
 from components.blocks.nn.unet import N2NUNet, pad_to_multiple
 
 
@@ -77,3 +77,28 @@ def test_metrics() -> None:
     assert psnr(x, x) > 80 and ssim(x, x) == pytest.approx(1.0)
     noisy = x + 0.1 * torch.randn_like(x)
     assert 15 < psnr(noisy, x) < 25 and ssim(noisy, x) < 0.95
+
+
+def test_psnr_known_values_and_batching() -> None:
+    x = torch.full((2, 3, 16, 16), 0.5)
+    err = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)
+    # MSE 1e-2 -> 20 dB, MSE 1e-4 -> 40 dB; the batch value is the mean of per-image PSNRs.
+    assert psnr_per_image(x + err, x).tolist() == pytest.approx([20.0, 40.0], abs=1e-3)
+    assert psnr(x + err, x) == pytest.approx(30.0, abs=1e-3)
+    assert psnr(torch.full_like(x, 2.0), torch.ones_like(x)) > 80  # predictions are clipped to [0, 1]
+    with pytest.raises(ValueError, match="one shape"):
+        psnr(x, x[:1])
+
+
+def test_every_listed_skimage_image_loads_offline() -> None:
+    loaded = skimage_images(SKIMAGE_IMAGES)
+    assert [n for n, _ in loaded] == list(SKIMAGE_IMAGES)
+    assert all(im.dtype == np.float32 and im.shape[2] == 3 and min(im.shape[:2]) >= 128 for _, im in loaded)
+
+
+def test_bundled_images_are_distinct() -> None:
+    # skimage.data.cat() is chelsea(): a duplicate would put one picture on both sides of a split.
+    loaded = skimage_images(SKIMAGE_IMAGES)
+    for i, (n1, a) in enumerate(loaded):
+        for n2, b in loaded[i + 1:]:
+            assert a.shape != b.shape or not np.allclose(a, b, atol=1e-3), (n1, n2)

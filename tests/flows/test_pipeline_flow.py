@@ -27,7 +27,7 @@ def test_flow_runs_stages_through_dvc(smoke_repo, prefect_harness, monkeypatch) 
     for key in ("MLFLOW_TRACKING_URI", "PATH", "PAPEROPS_NO_PROGRESS"):
         monkeypatch.setenv(key, smoke_repo.env[key])
     client = MlflowClient(tracking_uri=smoke_repo.env["MLFLOW_TRACKING_URI"])
-    before = {v.version for v in client.search_model_versions(f"name='{PAPER}'")}
+    before = {str(v.version) for v in client.search_model_versions(f"name='{PAPER}'")}
     # Only the register stage is out of date: DVC must skip the other three.
     (smoke_repo.path / "reports" / PAPER / "registration.json").unlink()
 
@@ -37,6 +37,6 @@ def test_flow_runs_stages_through_dvc(smoke_repo, prefect_harness, monkeypatch) 
     results = state.result()
     assert [r["stage"] for r in results] == [f"{s}@{PAPER}" for s in ("prepare", "train", "evaluate", "register")]
     assert [r["ran"] for r in results] == [False, False, False, True]
-    after = {v.version for v in client.search_model_versions(f"name='{PAPER}'")}
+    after = {str(v.version) for v in client.search_model_versions(f"name='{PAPER}'")}
     registration = json.loads((smoke_repo.path / "reports" / PAPER / "registration.json").read_text())
     assert after - before == {registration["version"]}

@@ -76,7 +76,7 @@ def test_mlflow_runs_and_registry(smoke_repo) -> None:
     version = client.get_model_version(PAPER, registration["version"])
     assert version.tags["gate.passed"] == str(registration["champion"])
     aliases = client.get_registered_model(PAPER).aliases
-    assert (aliases.get("champion") == registration["version"]) == registration["champion"]
+    assert (str(aliases.get("champion")) == str(registration["version"])) == registration["champion"]
 
 
 def test_registered_model_is_pickle_free_and_loads(smoke_repo) -> None:

@@ -47,6 +47,10 @@ def test_jpeg_accepted() -> None:
         (b"", "empty"),
         (b"certainly not an image" * 10, "not a readable PNG or JPEG"),
         (png(np.zeros((64, 64), np.uint8))[:60], "not a readable PNG or JPEG"),
+        # pixel stream complete but the IDAT checksum or the IEND chunk cut off: load() alone passes
+        (png(np.zeros((64, 64), np.uint8))[:70], "not a readable PNG or JPEG"),
+        (png(np.zeros((64, 64), np.uint8))[:76], "not a readable PNG or JPEG"),
+        (png(np.zeros((64, 64, 3), np.uint8), fmt="JPEG")[:200], "not a readable PNG or JPEG"),
         (png(np.zeros((4, 4), np.uint8)), "at least"),
         (png(np.zeros((16, 16), np.uint8), fmt="BMP"), "not accepted"),
         (b"\x00" * (MAX_UPLOAD_BYTES + 1), "limit"),

@@ -1,4 +1,8 @@
-"""Image quality: PSNR and SSIM (torchmetrics), on images in [0, 1]."""
+"""Image quality: PSNR and SSIM (torchmetrics), on batches of images in [0, 1].
+
+Both are computed per image and then averaged over the batch (the convention of denoising papers'
+tables: the mean of per-image PSNRs, not the PSNR of the pooled MSE).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,27 @@ import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 
+def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(
+            f"expected two (B, C, H, W) tensors of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each image: ``(B, C, H, W)`` x2 in [0, 1] -> ``(B,)`` (pred clipped to [0, 1])."""
+    _check(pred, target)
+    return peak_signal_noise_ratio(
+        pred.clamp(0, 1), target, data_range=1.0, dim=(1, 2, 3), reduction="none"
+    ).reshape(-1)
+
+
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR in dB of ``pred`` against ``target``, both ``(B, C, H, W)`` in [0, 1] (pred clipped)."""
-    return float(peak_signal_noise_ratio(pred.clamp(0, 1), target, data_range=1.0))
+    """Mean over the batch of the per-image PSNR (dB); ``(B, C, H, W)`` in [0, 1]."""
+    return float(psnr_per_image(pred, target).mean())
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """SSIM (Gaussian window 11, sigma 1.5) of ``pred`` against ``target``, ``(B, C, H, W)`` in [0, 1]."""
+    """Mean SSIM (Gaussian window 11, sigma 1.5) over the batch; ``(B, C, H, W)`` in [0, 1]."""
+    _check(pred, target)
     return float(structural_similarity_index_measure(pred.clamp(0, 1), target, data_range=1.0))

@@ -66,7 +66,9 @@ class TrainConfig(StrictModel):
     sigma_max: float = Field(0.1, gt=0, description="AR-DAE perturbation grid, largest")
     sigma_levels: int = Field(22_000, ge=1, description="grid size (2 * 11000 in the official code)")
     grad_clip: float = Field(1.0, gt=0)
-    ema_decay: float = Field(0.999, ge=0, lt=1)
+    ema_decay: float = Field(
+        0.999, ge=0, lt=1, description="EMA decay (models/*_model.py 0.999; warm-up of models/ema.py)"
+    )
     noise: NoiseRanges = NoiseRanges()
     checkpoint_every: int = Field(1000, ge=1)
     log_every: int = Field(50, ge=1)
@@ -79,7 +81,16 @@ class TrainConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    fd_epsilon: float = Field(1e-5, gt=0, le=1e-2, description="finite-difference step of the estimator")
+    """Evaluation: the six settings are the paper's (noise.EVAL_SETTINGS); images come from ``data``."""
+
+    fd_epsilon: float = Field(
+        1e-5, gt=0, le=1e-2, description="finite-difference step of the estimator (models/*_model.py: 1e-5)"
+    )
+    power_method: Literal["slope", "official"] = Field(
+        "slope",
+        description="Tweedie-power estimator: 'official' = noise_model_estimation of models/Gaussian_model.py "
+        "(unreliable even on exact scores, see estimate.py); 'slope' = our log-log fit of -1/l'' against y",
+    )
 
 
 class Noise2ScoreConfig(PaperConfig):

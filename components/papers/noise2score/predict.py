@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from components.papers.noise2score import tweedie
-from components.papers.noise2score.estimate import estimate_level, estimate_power, family_from_power
+from components.papers.noise2score.estimate import estimate_family, estimate_level
 from components.papers.noise2score.model import Noise2ScoreModel
 from components.papers.noise2score.noise import FAMILIES, TWEEDIE_POWER
 
 NOISE_CHOICES = ("auto", *FAMILIES)
 MAX_SIDE = 4096
+ESTIMATION_SIDE = 384  # the noise model is global: estimate it on a central crop (float64 is slow)
 
 
 def _to_tensor(image: np.ndarray) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -52,16 +53,25 @@ def _from_tensor(x: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
+def _estimation_crop(y: torch.Tensor) -> torch.Tensor:
+    """The central ``ESTIMATION_SIDE``-square of ``(1, C, H, W)`` (the whole image when smaller)."""
+    h, w = y.shape[-2:]
+    ch, cw = min(h, ESTIMATION_SIDE), min(w, ESTIMATION_SIDE)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return y[..., top : top + ch, left : left + cw]
+
+
 def _generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)  # the estimator's probe: same answer for the same image
 
 
 def _blind_family(model: Noise2ScoreModel, y: torch.Tensor, eps: float) -> tuple[str, float]:
+    method = str(model.config.get("power_method", "slope"))
     best: tuple[float, str, float] | None = None
     for family in model.families:
-        p = estimate_power(model.score_fn(family, float64=True), y, eps, _generator())
+        fam_hat, p = estimate_family(model.score_fn(family, float64=True), y, eps, _generator(), method)
         miss = abs(p - TWEEDIE_POWER[family]) if math.isfinite(p) else math.inf
-        rank = (0.0 if family_from_power(p) == family else 1.0) * 1e6 + miss
+        rank = (0.0 if fam_hat == family else 1.0) * 1e6 + miss
         if best is None or rank < best[0]:
             best = (rank, family, p)
     return best[1], best[2]
@@ -69,7 +79,7 @@ def _blind_family(model: Noise2ScoreModel, y: torch.Tensor, eps: float) -> tuple
 
 def estimate(model: Noise2ScoreModel, image: np.ndarray) -> dict[str, float | str]:
     """``{"family", "level", "power"}`` of the noise in ``image`` (see the module doc)."""
-    y, _ = _to_tensor(image)
+    y = _estimation_crop(_to_tensor(image)[0])
     eps = float(model.config.get("fd_epsilon", 1e-5))
     family, power = _blind_family(model, y, eps)
     level = estimate_level(model.score_fn(family, float64=True), y, family, eps, _generator())
@@ -98,11 +108,12 @@ def denoise(model: Noise2ScoreModel, image: np.ndarray, noise: str = "auto", lev
         raise ValueError(f"level must be a positive finite number, got {level}")
     y, shape = _to_tensor(image)
     eps = float(model.config.get("fd_epsilon", 1e-5))
-    family = _blind_family(model, y, eps)[0] if noise == "auto" else noise
+    probe = _estimation_crop(y)
+    family = _blind_family(model, probe, eps)[0] if noise == "auto" else noise
     if family not in model.families:
         raise ValueError(f"this model has no network for {family!r} noise (it has {', '.join(model.families)})")
     if level is None:
-        level = estimate_level(model.score_fn(family, float64=True), y, family, eps, _generator())
+        level = estimate_level(model.score_fn(family, float64=True), probe, family, eps, _generator())
         if not (math.isfinite(level) and level > 0):
             raise ValueError(f"could not estimate a {family} noise level for this image; pass level")
     score = model.score_fn(family)(y)

@@ -9,7 +9,8 @@ ends with exactly the weights of an uninterrupted run (CPU, same seed).
 Per step, following the official code (models/*_model.py ``optimize_parameters``): draw one noise
 level per batch (log-uniform, ``set_phi``), corrupt the clean patches, take an Adam step on the
 AR-DAE loss (or, for the baseline, the supervised MSE), clip the gradient norm at 1, update the
-EMA (decay 0.999). The EMA weights are what is exported and evaluated, as in the official code.
+EMA (decay 0.999, with the warm-up min(decay, (1+t)/(10+t)) of models/ema.py). The EMA weights are
+what is exported and evaluated, as in the official code.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ def phases(cfg: Noise2ScoreConfig) -> list[tuple[str, str, int]]:
     return out
 
 
-def _ema_update(ema: dict[str, torch.Tensor], net: nn.Module, decay: float) -> None:
+def _ema_update(ema: dict[str, torch.Tensor], net: nn.Module, decay: float, updates: int) -> None:
+    """EMA with the official warm-up (models/ema.py): decay_t = min(decay, (1 + t) / (10 + t)).
+
+    ``updates`` is t, the 1-based update count within the phase, so early steps forget the random
+    initialisation quickly and a short CPU run is not dominated by it.
+    """
+    decay = min(decay, (1 + updates) / (10 + updates))
     with torch.no_grad():
         for k, v in net.state_dict().items():
             if v.dtype.is_floating_point:
@@ -117,14 +124,15 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
             if kind == "score":
                 loss = ardae_loss(current.net, y.to(ctx.device), sigmas, gen)
             else:
-                loss = noise2clean_loss(current.net, y.to(ctx.device), x.to(ctx.device))
+                # Residual parameterisation x_hat = y + f(y), like the Tweedie step y + phi s(y).
+                loss = noise2clean_loss(lambda t: t + current.net(t), y.to(ctx.device), x.to(ctx.device))
         current.opt.zero_grad(set_to_none=True)
         current.scaler.scale(loss).backward()
         current.scaler.unscale_(current.opt)
         nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
         current.scaler.step(current.opt)
         current.scaler.update()
-        _ema_update(current.ema, current.net, t.ema_decay)
+        _ema_update(current.ema, current.net, t.ema_decay, step + 1 - (ends[phase_idx] - plan[phase_idx][2]))
         running.append(float(loss.detach()))
         if (step + 1) % t.log_every == 0 or step + 1 == ends[phase_idx]:
             key = f"loss/{kind}_{family}"
@@ -153,11 +161,13 @@ def _export(cfg: Noise2ScoreConfig, ctx: RunContext, done: dict[str, dict[str, t
         "families": list(cfg.train.families),
         "noise": cfg.train.noise.model_dump(mode="json"),
         "fd_epsilon": cfg.eval.fd_epsilon,
+        "power_method": cfg.eval.power_method,
     }
     kinds = [("score", ctx.model_dir)] + ([("clean", ctx.model_root / "baseline")] if cfg.train.baseline_steps else [])
     for kind, folder in kinds:
         flat = {f"nets.{f}.{k}": v for f in cfg.train.families for k, v in done[f"{kind}/{f}"].items()}
-        export_model(folder, flat, {**base, "kind": kind})
+        extra = {"output": "residual"} if kind == "clean" else {"output": "score"}  # x_hat = y + f(y)
+        export_model(folder, flat, {**base, "kind": kind, **extra})
 
 
 def _loss_figure(ctx: RunContext, history: dict[str, list[float]]) -> None:

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from components.papers.noise2score.estimate import estimate_level, estimate_power, family_from_power
+from components.papers.noise2score.estimate import (
+    SLOPE_THRESHOLDS, estimate_family, estimate_level, estimate_power, estimate_power_slope, family_from_power,
+)
 from components.papers.noise2score.noise import add_noise, dispersion
 
 
@@ -55,3 +57,40 @@ def test_family_thresholds() -> None:
     assert [family_from_power(p) for p in (-1.0, 0.5, 0.95, 1.5, 1.9, 3.0)] == [
         "gaussian", "gaussian", "poisson", "poisson", "gamma", "gamma"]
     assert family_from_power(math.nan) == "gaussian"
+
+
+SETTINGS = [("gaussian", 25.0), ("gaussian", 50.0), ("poisson", 0.01), ("poisson", 0.05), ("gamma", 100.0), ("gamma", 50.0)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("family", "level"), SETTINGS)
+def test_slope_estimator_recovers_power_and_dispersion(family: str, level: float, seed: int) -> None:
+    # Exact saddle-point score: -1/l''(y) = phi y^p / (1 - p phi / (2 y^(2-p))), so the fit gives p
+    # (up to the small correction term, largest for Poisson zeta = 0.05) and phi.
+    mu = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 0.8 + 0.1
+    y = add_noise(mu, family, level, torch.Generator().manual_seed(seed + 10))
+    phi = dispersion(family, level)
+    score = saddle_point_score(mu, POWER[family], phi)
+    p, phi_hat = estimate_power_slope(score, y, 1e-5, torch.Generator().manual_seed(seed + 20))
+    assert p == pytest.approx(POWER[family], abs=0.15)
+    assert phi_hat == pytest.approx(phi, rel=0.05)
+    fam, _ = estimate_family(score, y, 1e-5, torch.Generator().manual_seed(seed + 20), "slope")
+    assert fam == family
+
+
+def test_slope_estimator_tells_families_apart() -> None:
+    # The same clean image and dispersion-matched noise: the wrong family's exact score must not
+    # be classified as the right one (guards against an estimator that always answers one family).
+    mu = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 0.8 + 0.1
+    found = set()
+    for family, level in SETTINGS[::2]:
+        y = add_noise(mu, family, level, torch.Generator().manual_seed(8))
+        score = saddle_point_score(mu, POWER[family], dispersion(family, level))
+        p, _ = estimate_power_slope(score, y, 1e-5, torch.Generator().manual_seed(9))
+        found.add(family_from_power(p, SLOPE_THRESHOLDS))
+    assert found == {"gaussian", "poisson", "gamma"}
+
+
+def test_unknown_power_method() -> None:
+    with pytest.raises(ValueError, match="power estimator"):
+        estimate_family(lambda t: t, MU, 1e-5, torch.Generator(), "magic")

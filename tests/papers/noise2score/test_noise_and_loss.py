@@ -60,3 +60,20 @@ def test_ardae_loss_falls() -> None:
         opt.step()
     last = [ardae_loss(net, y, sigmas, g).item() for _ in range(5)]
     assert sum(last) < 0.75 * sum(first), (first, last)
+
+
+def test_ema_warmup_follows_official_formula() -> None:
+    # models/ema.py: decay_t = min(decay, (1 + t) / (10 + t)); at t = 1 the EMA moves 9/11 of the way.
+    from torch import nn
+
+    from components.papers.noise2score.train import _ema_update
+
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema = {"weight": torch.zeros(1, 1)}
+    _ema_update(ema, net, 0.999, updates=1)
+    assert torch.allclose(ema["weight"], torch.tensor([[1 - 2 / 11]]))
+    ema = {"weight": torch.zeros(1, 1)}
+    _ema_update(ema, net, 0.999, updates=10**6)  # warm-up over: the plain decay
+    assert torch.allclose(ema["weight"], torch.tensor([[0.001]]), atol=1e-6)

@@ -1,0 +1,67 @@
+"""ASGI middlewares: the body bound answers before the body is read (413, 411); /docs aliases /."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from serving.asgi import DocsAlias, MaxBodySize
+
+
+async def _echo(scope, receive, send) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+
+def call(method: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> tuple[int, bytes]:
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": "/denoise", "headers": headers}
+    asyncio.run(MaxBodySize(_echo, max_bytes=100)(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_within_bound_passes_through() -> None:
+    assert call("POST", [(b"content-length", b"10")], b"x" * 10) == (200, b"10")
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "fragment"),
+    [
+        ([(b"content-length", b"101")], 413, b"limit is 100 bytes"),
+        ([(b"transfer-encoding", b"chunked")], 411, b"Content-Length"),
+        ([(b"content-length", b"lots")], 400, b"Content-Length"),
+    ],
+)
+def test_refused(headers, status: int, fragment: bytes) -> None:
+    code, body = call("POST", headers)
+    assert code == status and fragment in body
+
+
+def test_get_is_not_bounded() -> None:
+    assert call("GET", [])[0] == 200
+
+
+def test_docs_alias_rewrites_only_get_docs() -> None:
+    seen: list[str] = []
+
+    async def app(scope, receive, send) -> None:
+        seen.append(scope["path"])
+
+    for method, path in [("GET", "/docs"), ("GET", "/docs.json"), ("POST", "/docs"), ("GET", "/denoise")]:
+        asyncio.run(DocsAlias(app)({"type": "http", "method": method, "path": path, "headers": []}, None, None))
+    assert seen == ["/", "/docs.json", "/docs", "/denoise"]
