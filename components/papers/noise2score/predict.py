@@ -7,7 +7,9 @@ grey images are repeated over the three channels for the network and averaged ba
 trained on the data at hand; a served model holds one network per family, so "auto" runs the
 paper's power estimate with each network and keeps the family whose own network agrees with it
 (its estimated power classifies as that family), the one closest to its nominal power when
-several or none agree. That selection rule is ours, not the paper's.
+several or none agree. That selection rule is ours, not the paper's. Estimation (family and
+level) runs in float64 on the central 384x384 crop only: the noise model is global, and this keeps a
+2048x2048 request within seconds; denoising always covers the whole image.
 """
 
 from __future__ import annotations
