@@ -27,7 +27,7 @@ from components.papers.noise2score import tweedie
 from components.papers.noise2score.config import Noise2ScoreConfig
 from components.papers.noise2score.data import load_eval
 from components.papers.noise2score.estimate import estimate_family, estimate_level
-from components.papers.noise2score.model import load_family_nets
+from components.papers.noise2score.model import load, load_family_nets
 from components.papers.noise2score.noise import EVAL_SETTINGS, add_noise
 
 METHODS = ("noisy", "n2s", "blind", "n2c")
@@ -47,8 +47,8 @@ def setting_name(family: str, level: float) -> str:
 
 def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
     """Evaluate ``models/noise2score`` on ``data/noise2score/eval``; write tables and figures."""
-    score_nets, _ = load_family_nets(ctx.model_dir)
-    score64 = _double(score_nets)
+    model = load(ctx.model_dir)
+    score_nets = model.score
     baseline_dir = ctx.model_root / "baseline"
     clean_nets = load_family_nets(baseline_dir)[0] if baseline_dir.is_dir() else None
     images = load_eval(ctx.data_dir)
@@ -65,10 +65,7 @@ def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
                 if clean_nets is not None:
                     restored["n2c"] = y + clean_nets(y, family)  # residual baseline (train.py)
 
-            def fn(t: torch.Tensor, fam: str = family) -> torch.Tensor:
-                with torch.inference_mode():
-                    return score64(t.double(), fam)
-
+            fn = model.score_fn(family, float64=True)  # the estimator's finite differences need float64
             fam_hat, p = estimate_family(fn, y, eps, torch.Generator().manual_seed(i_idx), cfg.eval.power_method)
             lvl_hat = estimate_level(fn, y, fam_hat, eps, torch.Generator().manual_seed(i_idx))
             acc.setdefault("power", []).append(p)
@@ -93,12 +90,6 @@ def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
     df = pd.DataFrame(rows)
     _write_reports(ctx, df, examples)
     return _metrics(df)
-
-
-def _double(nets):
-    import copy
-
-    return copy.deepcopy(nets).double().eval()
 
 
 def _metrics(df: pd.DataFrame) -> dict[str, float]:
