@@ -24,21 +24,13 @@ from pydantic import AllowInfNan
 
 from serving.images import MAX_SIDE, MAX_UPLOAD_BYTES, ImageError, decode, encode_png
 from serving.asgi import DocsAlias, MaxBodySize
+from serving.model_source import model_dir
 
 PAPER = "noise2score"
 Noise = Literal["auto", "gaussian", "poisson", "gamma"]
 # Gaussian sigma on 0..255, Poisson zeta or Gamma k: positive and finite (pydantic answers 400).
 Level = Annotated[float, Gt(0), AllowInfNan(False)]
 MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # one image plus the multipart envelope and fields
-
-
-def _model_dir() -> Path:
-    if os.environ.get("PAPEROPS_MODEL_DIR"):
-        return Path(os.environ["PAPEROPS_MODEL_DIR"])
-    from components.tracking import fetch_model
-
-    root = Path(os.environ.get("PAPEROPS_ROOT", Path.cwd()))
-    return fetch_model(root, PAPER, version=os.environ.get("PAPEROPS_MODEL_VERSION"))
 
 
 def torch_threads() -> int:
@@ -80,7 +72,7 @@ class Noise2Score:
         torch.set_num_threads(torch_threads())
         self.lock = threading.Lock()
         self.paper = get_paper(PAPER)
-        self.model_dir = _model_dir()
+        self.model_dir = model_dir(PAPER)
         self.model = self.paper.load(self.model_dir)
         self.predict = predict
 

@@ -1,0 +1,76 @@
+"""Start a real ``bentoml serve`` on 127.0.0.1 and wait until it answers ``/readyz``.
+
+Shared by the HTTP tests of every served paper and the serving benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+class ServerError(RuntimeError):
+    """The server exited or did not become ready; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def served_env(project, paper: str) -> dict[str, str]:
+    """The environment that serves what the smoke pipeline registered for ``paper``: the champion when
+    the run earned the alias, else the version it registered (``PAPEROPS_MODEL_VERSION``)."""
+    registration = json.loads((project.path / "reports" / paper / "registration.json").read_text())
+    env = dict(project.env)
+    if not registration["champion"]:
+        env["PAPEROPS_MODEL_VERSION"] = str(registration["version"])
+    return env
+
+
+@contextmanager
+def bentoml_server(target: str, cwd: Path, env: dict[str, str], log: Path, ready_s: float = 120) -> Iterator[str]:
+    """Serve ``target`` (``serving.<paper>:Service``) from ``cwd``; yield its base URL; stop it after.
+
+    Raises:
+        ServerError: the process exited or was not ready within ``ready_s`` seconds.
+    """
+    port = free_port()
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [bentoml, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_s
+        while True:
+            if proc.poll() is not None:
+                raise ServerError(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerError(f"server not ready in {ready_s:.0f} s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
