@@ -15,6 +15,7 @@ from components.contract import Paper
 PAPERS: dict[str, str] = {
     "noise2score": "components.papers.noise2score",
     "fractional_lms": "components.papers.fractional_lms",
+    "relu_neuron": "components.papers.relu_neuron",
 }
 
 
