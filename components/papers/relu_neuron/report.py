@@ -86,17 +86,17 @@ def write_reports(
             continue
         fig, axes = plt.subplots(1, len(items), figsize=(3.4 * len(items), 3.4), squeeze=False)
         for ax, (key, trajs) in zip(axes[0], items):
-            x, y, flow = trajs[0]
+            x, y, flow = trajs[0]  # seed 0: the same data and initial direction in every panel
             support = x @ flow.w_final > 0
             ax.scatter(x[~support, 0], x[~support, 1], s=12, c="lightgray", label="samples")
             ax.scatter(x[support, 0], x[support, 1], s=18, c="C3", label="support vectors")
-            for x_, y_, fl in trajs:
-                ax.plot(fl.w[:, 0], fl.w[:, 1], lw=1)
-                ax.plot(*fl.w_final, "k*", ms=8)
+            ax.plot(flow.w[:, 0], flow.w[:, 1], "C0", lw=1.2, label="w(t)")
+            ax.plot(*flow.w[0], "C0o", ms=4, label="w(0)")
+            ax.plot(*flow.w_final, "k*", ms=9, label="w(inf)")
             ax.set_title(key.replace("_", " "), fontsize=8)
             ax.set_aspect("equal", adjustable="datalim")
         axes[0][0].legend(fontsize=6)
-        fig.suptitle(f"d = 2 {data} data: trajectories of w (lines, * = limit); support vectors of the first run in red")
+        fig.suptitle(f"d = 2 {data} data: w(t) by initialisation norm (red: support vectors)", fontsize=9)
         fig.tight_layout()
         fig.savefig(figs / f"trajectories_{data}.png", dpi=90)
         ctx.logger.log_figure(fig, f"trajectories_{data}.png")
