@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -80,7 +81,8 @@ def _dvc_data_hash(root: Path, paper: str) -> str | None:
 
 def provenance_tags(root: Path, paper: str, stage: str, scale: str) -> dict[str, str]:
     """Tags every stage run carries: stage, scale, git commit (and dirtiness), DVC data hash."""
-    tags = {"paperops.paper": paper, "paperops.stage": stage, "paperops.scale": scale}
+    tags = {"paperops.paper": paper, "paperops.stage": stage, "paperops.scale": scale,
+            "paperops.host": socket.gethostname(), "paperops.pid": str(os.getpid())}
     commit = _git(root, "rev-parse", "HEAD")
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -137,6 +139,39 @@ class MlflowLogger:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def close_orphaned_runs(client: MlflowClient, experiment_id: str, stage: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``stage`` whose process on this host is gone (a ``kill -9``, a
+    power cut), so the UI does not show them running forever. Runs of other hosts are left alone.
+
+    Returns:
+        the ids of the runs closed.
+    """
+    host = socket.gethostname()
+    closed = []
+    for run in client.search_runs([experiment_id], filter_string=f"tags.`paperops.stage` = '{stage}' and attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get("paperops.host") != host or not tags.get("paperops.pid", "").isdigit():
+            continue
+        if _pid_alive(int(tags["paperops.pid"])):
+            continue
+        client.set_tag(run.info.run_id, "paperops.orphaned", "process gone; closed by a later run of the stage")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        closed.append(run.info.run_id)
+    if closed:
+        log.warning("closed %d orphaned %s run(s) as KILLED: %s", len(closed), stage, ", ".join(closed))
+    return closed
+
+
 @contextlib.contextmanager
 def stage_run(
     root: Path, paper: str, stage: str, scale: str, params: dict[str, Any]
@@ -147,6 +182,7 @@ def stage_run(
     """
     client = configure(root)
     experiment_id = ensure_experiment(client, paper, root)
+    close_orphaned_runs(client, experiment_id, stage)
     mlflow.set_system_metrics_sampling_interval(float(os.environ.get("PAPEROPS_SYSMETRICS_S", "2")))
     run = mlflow.start_run(
         experiment_id=experiment_id,

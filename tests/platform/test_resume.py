@@ -62,6 +62,14 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert f"resum" in (resumed.stdout + resumed.stderr).lower()
     assert f"{killed_at}" in resumed.stdout + resumed.stderr
 
+    # the killed run's MLflow record does not stay RUNNING forever: the rerun closed it as KILLED
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=crashed.env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name(PAPER).experiment_id], "attributes.run_name = 'train'")
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+    assert any("paperops.orphaned" in r.data.tags for r in runs if r.info.status == "KILLED")
+
     straight = _project(tmp_path / "b")
     straight.run("paperops", "train", PAPER)
     a, b = _weights(crashed), _weights(straight)
