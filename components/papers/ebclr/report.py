@@ -30,7 +30,9 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, metrics: dict[str, float], 
     final = final.merge(floor, on=["method", "batch_size"])
     final["epoch_seconds"] = [metrics.get(f"{m}_b{b}/epoch_seconds", float("nan"))
                               for m, b in zip(final.method, final.batch_size, strict=True)]
-    cols = ["method", "batch_size", "probe_acc", "knn_acc", "random_probe_acc", "random_knn_acc", "epoch_seconds"]
+    final["probe_gain"] = final["probe_acc"] - final["random_probe_acc"]  # what training added to the encoder
+    cols = ["method", "batch_size", "probe_acc", "knn_acc", "random_probe_acc", "random_knn_acc", "probe_gain",
+            "epoch_seconds"]
     ratios = {k: v for k, v in metrics.items() if "_over_ebclr_epochs_" in k}
     gaps = {k: v for k, v in metrics.items() if "/batch_gap_" in k}
     md = [
