@@ -89,7 +89,7 @@ def _figures(ctx: RunContext, df: pd.DataFrame, cfg: EBCLRPaperConfig) -> None:
                 ax.plot(sub.epoch, sub[col], marker="o", ms=3, label=m)
             rnd = df[(df.batch_size == bs) & (df.epoch == 0) & (df.method == cfg.train.methods[0])][col]
             if len(rnd):
-                ax.axhline(float(rnd.iloc[0]), color="grey", ls="--", lw=1, label="random encoder")
+                ax.axhline(float(rnd.iloc[0]), color="grey", ls="--", lw=1, label="EBCLR encoder at init")
             ax.set_title(f"batch {bs}: {'linear probe' if col == 'probe_acc' else 'k-NN (K=20)'}")
             ax.set_xlabel("epoch")
             ax.set_ylabel("test accuracy")
