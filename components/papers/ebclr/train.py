@@ -1,7 +1,7 @@
 """Training: every (method, batch size) run for the same epoch budget, snapshots after every epoch.
 
 The plan is ``[(method, B) for B in batch_sizes for method in methods]``, trained one after another
-with one global epoch counter. Per epoch: a fresh permutation of the training images, two augmented
+with one global epoch counter; each run has its own seeded random stream. Per epoch: a fresh permutation of the training images, two augmented
 views per image, ``ceil(N / B)`` steps (libs/ebclr.py ``epoch_n_iter``; a last batch of one image
 is dropped), and the wall-clock time of the epoch. After each epoch the encoder is written to
 ``models/ebclr/runs/<method>_b<B>/epoch-XXX.safetensors`` (epoch 0: the random initialisation, the
@@ -101,6 +101,8 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
         key = run_name(method, bs)
         if current is None or current.name != method or getattr(current, "batch_size", None) != bs:
             torch.manual_seed(cfg.seed + r)  # initialisation of this run's networks
+            if epoch == 0:  # each run draws from its own stream: its curve depends on neither the other
+                gen.manual_seed(cfg.seed * 1009 + r)  # runs nor the epoch budget (8 epochs = a prefix of 14)
             gen_state = gen.get_state()
             current = build_method(method, cfg, bs, split.train_x, gen, ctx.device, ctx.use_amp)
             current.batch_size = bs
