@@ -130,3 +130,15 @@ def test_gate() -> None:
     assert not bad.passed and "moco" in bad.reasons[0]
     assert not gate({**good, "ebclr_b16/random_probe_acc": 0.95}).passed
     assert not gate({}).passed
+
+
+def test_runs_are_prefixes_across_epoch_budgets(tmp_path: Path) -> None:
+    # Each run draws from its own stream: MoCo's first epoch is the same whether EBCLR ran 1 or 2 epochs before it.
+    snaps = []
+    for epochs in (1, 2):
+        cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "epochs": epochs}})
+        ctx = RunContext("ebclr", tmp_path / str(epochs))
+        PAPER.prepare(cfg, ctx)
+        PAPER.train(cfg, ctx)
+        snaps.append(load_file(str(ctx.model_root / "runs" / "moco_b32" / "epoch-001.safetensors")))
+    assert all(torch.equal(snaps[0][k], snaps[1][k]) for k in snaps[0])
