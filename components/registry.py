@@ -16,6 +16,7 @@ PAPERS: dict[str, str] = {
     "noise2score": "components.papers.noise2score",
     "fractional_lms": "components.papers.fractional_lms",
     "relu_neuron": "components.papers.relu_neuron",
+    "ebclr": "components.papers.ebclr",
 }
 
 
