@@ -14,6 +14,7 @@ from components.contract import Paper
 
 PAPERS: dict[str, str] = {
     "noise2score": "components.papers.noise2score",
+    "ccdf": "components.papers.ccdf",
 }
 
 
