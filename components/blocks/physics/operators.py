@@ -51,10 +51,10 @@ class Masking:
         self.mask = mask
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mask.to(x.dtype) * x
+        return self.mask.to(device=x.device, dtype=x.dtype) * x
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self.mask.to(y.dtype) * y
+        return self.mask.to(device=y.device, dtype=y.dtype) * y
 
     def dc_pinv(self, r: torch.Tensor) -> torch.Tensor:
         return self.A_adjoint(r)
