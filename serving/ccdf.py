@@ -11,10 +11,15 @@ network evaluations the answer took.
 * ``/super_resolve``: ``image`` (PNG/JPEG, the low-resolution image), ``scale`` (2..8; the network
   initialiser only at its trained x4) -> PNG ``scale`` times larger.
 * ``/inpaint``: ``image`` and ``mask`` (PNG of the same size; white = known, black = to fill) -> PNG.
-* ``/mri_reconstruct``: either ``kspace`` (.npy, complex (H, W) or real (H, W, 2), centred
-  orthonormal FFT layout) and ``mask`` (.npy, (H, W) or (W,) of 0/1), or ``image`` (PNG) plus
-  ``acceleration`` to simulate them -> PNG of the magnitude in [0, 1].
+* ``/mri_reconstruct``: ``kspace`` (.npy, complex (H, W) or real (H, W, 2), centred orthonormal
+  FFT layout, H and W multiples of 4 up to 256) and ``mask`` (.npy, (H, W) or (W,) of 0/1)
+  -> PNG of the reconstruction in [0, 1] (normalised by the zero-filled image's maximum).
   ``/mri_reconstruct_npy``: the same inputs -> .npy float32 (H, W) in the k-space's own scale.
+  ``/mri_reconstruct_image``: ``image`` (PNG/JPEG) and ``acceleration`` (1..16, default 4): the
+  k-space and mask are simulated (the model's mask kind, seeded) and reconstructed -> PNG.
+  (A third route rather than optional upload fields on /mri_reconstruct: BentoML 1.4 cannot build
+  an input spec for an optional file field: ``Optional[Path]`` fails with "unhashable type:
+  'FileSchema'" and ``Path | None`` is parsed as a string.)
 
 Bad input answers 400 with a message (413 for a body over the limit, 411 for a chunked upload).
 """
@@ -80,15 +85,17 @@ class CCDF:
     """Diffusion inverse solvers in few steps: super-resolution, inpainting, CS-MRI."""
 
     def __init__(self) -> None:
+        import importlib
+
         import torch
 
-        from components.papers.ccdf import predict
         from components.registry import get_paper
         # Intra-op threads: $PAPEROPS_TORCH_THREADS, else half the cores (as serving/noise2score.py).
         torch.set_num_threads(max(1, int(os.environ.get("PAPEROPS_TORCH_THREADS") or (os.cpu_count() or 2) // 2)))
         self.lock = threading.Lock()
         self.model = get_paper(PAPER).load(_model_dir())
-        self.predict = predict
+        # the module, not the package's `predict` function of the same name
+        self.predict = importlib.import_module("components.papers.ccdf.predict")
 
     def _png(self, ctx: bentoml.Context, pixels: np.ndarray, mode: str, nfe: int) -> Path:
         ctx.response.headers["X-NFE"] = str(nfe)
@@ -123,44 +130,45 @@ class CCDF:
             raise BadInput(str(exc)) from None
         return self._png(ctx, out["image"], d.mode, out["nfe"])
 
-    def _mri(self, kspace: Path | None, mask: Path | None, image: Path | None, acceleration: float | None,
-             steps: int | None, t0: float | None, init: str) -> dict:
+    def _mri(self, kspace: Path, mask: Path, steps: int | None, t0: float | None, init: str) -> dict:
         try:
-            if image is not None:
-                if kspace is not None or mask is not None:
-                    raise ValueError("send either kspace and mask, or image (and acceleration), not both")
-                d = decode(_read(image, MAX_UPLOAD_BYTES, "image"))
-                acc = 4.0 if acceleration is None else acceleration
-                if not math.isfinite(acc):
-                    raise ValueError("acceleration must be finite")
-                k, m = self.predict.simulate_kspace(self.model, d.pixels, acc)
-            elif kspace is not None and mask is not None:
-                k, m = _npy(kspace, "kspace"), _npy(mask, "mask")
-            else:
-                raise ValueError("send kspace and mask (.npy), or an image (PNG) with acceleration")
+            k, m = _npy(kspace, "kspace"), _npy(mask, "mask")
             with self.lock:
                 return self.predict.mri_reconstruct(self.model, k, m, steps=steps, t0=t0, init=init)
-        except (ImageError, ValueError) as exc:
+        except ValueError as exc:
             raise BadInput(str(exc)) from None
 
     @bentoml.api(route="/mri_reconstruct")
-    def mri_reconstruct(self, kspace: Path | None = None, mask: Path | None = None, image: Path | None = None,
-                        acceleration: Acceleration | None = None, steps: Steps | None = None, t0: T0 | None = None,
+    def mri_reconstruct(self, kspace: Path, mask: Path, steps: Steps | None = None, t0: T0 | None = None,
                         init: Init = "network", ctx: bentoml.Context = None) -> Annotated[Path, ContentType("image/png")]:
-        """CS-MRI reconstruction -> PNG of the magnitude (normalised to [0, 1])."""
-        out = self._mri(kspace, mask, image, acceleration, steps, t0, init)
+        """CS-MRI from ``kspace`` and ``mask`` (.npy uploads) -> PNG of the magnitude (normalised to [0, 1])."""
+        out = self._mri(kspace, mask, steps, t0, init)
         return self._png(ctx, out["image"], "L", out["nfe"])
 
     @bentoml.api(route="/mri_reconstruct_npy")
-    def mri_reconstruct_npy(self, kspace: Path | None = None, mask: Path | None = None, image: Path | None = None,
-                            acceleration: Acceleration | None = None, steps: Steps | None = None, t0: T0 | None = None,
+    def mri_reconstruct_npy(self, kspace: Path, mask: Path, steps: Steps | None = None, t0: T0 | None = None,
                             init: Init = "network", ctx: bentoml.Context = None) -> Annotated[Path, ContentType("application/octet-stream")]:
-        """CS-MRI reconstruction -> .npy float32 (H, W) in the scale of the k-space's image."""
-        out = self._mri(kspace, mask, image, acceleration, steps, t0, init)
+        """CS-MRI from ``kspace`` and ``mask`` (.npy) -> .npy float32 (H, W) in the scale of the k-space's image."""
+        out = self._mri(kspace, mask, steps, t0, init)
         ctx.response.headers["X-NFE"] = str(out["nfe"])
         path = Path(ctx.temp_dir) / "reconstruction.npy"
         np.save(path, out["array"], allow_pickle=False)
         return path
+
+    @bentoml.api(route="/mri_reconstruct_image")
+    def mri_reconstruct_image(self, image: Path, acceleration: Acceleration = 4.0, steps: Steps | None = None,
+                              t0: T0 | None = None, init: Init = "network",
+                              ctx: bentoml.Context = None) -> Annotated[Path, ContentType("image/png")]:
+        """Simulate single-coil k-space of a PNG/JPEG at ``acceleration`` (the model's mask kind) and
+        reconstruct it -> PNG."""
+        try:
+            d = decode(_read(image, MAX_UPLOAD_BYTES, "image"))
+            k, m = self.predict.simulate_kspace(self.model, d.pixels, acceleration)
+            with self.lock:
+                out = self.predict.mri_reconstruct(self.model, k, m, steps=steps, t0=t0, init=init)
+        except (ImageError, ValueError) as exc:
+            raise BadInput(str(exc)) from None
+        return self._png(ctx, out["image"], "L", out["nfe"])
 
 
 CCDF.add_asgi_middleware(MaxBodySize, max_bytes=MAX_REQUEST_BYTES)
