@@ -19,7 +19,7 @@ our scale; the paper's absolute numbers (256x256 faces/knees, ADM networks) are 
 32x32 grey patches with a 0.3M-parameter network, so the check is relational: CCDF(N' <= 20)
 >= 1000-step - margin and > N'-step from noise."""
 
-COLUMNS = ["method", "init", "t0", "nfe", "psnr", "psnr_sub", "ssim", "swd", "wall_s"]
+COLUMNS = ["method", "init", "t0", "nfe", "psnr", "psnr_sub", "d_full", "d_full_se", "ssim", "swd", "wall_s"]
 
 
 def _gate_lines(metrics: dict[str, float], tasks: list[str]) -> list[str]:
@@ -50,7 +50,9 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[st
           f"Scale: {cfg.data.size}x{cfg.data.size} grey images, {int(df.images.max())} held-out images per task "
           f"(the 1000-step baseline on the first {cfg.eval.full_count}; `psnr_sub` = PSNR on those). N = {cfg.sampling.steps}, "
           "N' = t0 N. PSNR in dB, SWD = sliced Wasserstein distance of 7x7 patch distributions (x100, lower is better), "
-          "NFE = network evaluations per image, wall = seconds per image (batched).", "",
+          "NFE = network evaluations per image, wall = seconds per image (batched), d_full +- d_full_se = "
+          "paired per-image PSNR difference to 1000 steps from noise (same images) and its standard error (one "
+          "sampler seed: differences below ~2 se are not resolved).", "",
           "## Gate (the issue's claim)", "", *_gate_lines(metrics, tasks), ""]
     for t in tasks:
         md += [f"## {t}", "", df[df.task == t][COLUMNS].to_markdown(index=False, floatfmt=".3f"), ""]
@@ -60,15 +62,16 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[st
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
     for ax, t in zip(axes[0], tasks, strict=True):
         g = df[df.task == t]
+        colours = {"simple": "tab:blue", "network": "tab:orange"}
         for init, gi in g[g.method == "ccdf"].groupby("init"):
-            ax.plot(gi.t0, gi.psnr, "o-", label=f"CCDF, {init} init")
+            ax.plot(gi.t0, gi.psnr, "o-", color=colours[init], label=f"CCDF, {init} init")
         noise = g[(g.method == "noise") & (g.nfe < cfg.sampling.full_steps)]
         ax.plot(noise.t0, noise.psnr, "s--", color="grey", label="from noise, N' steps")
         full = g[(g.method == "noise") & (g.nfe == cfg.sampling.full_steps)]
         if len(full):
             ax.axhline(float(full.psnr_sub.iloc[0]), color="k", ls=":", label=f"from noise, {cfg.sampling.full_steps} steps")
         for _, r in g[g.method == "init"].iterrows():
-            ax.axhline(r.psnr, ls="-.", lw=0.8, color="tab:blue" if r.init == "simple" else "tab:orange", alpha=0.6)
+            ax.axhline(r.psnr, ls="-.", lw=0.8, color=colours[r.init], alpha=0.6, label=f"{r.init} init alone")
         ax.set_xlabel("t0 (N' = t0 N)")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(t)
