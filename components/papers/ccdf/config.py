@@ -5,7 +5,8 @@ Sources: Chung, Sim & Ye, "Come-Closer-Diffuse-Faster", CVPR 2022 (arXiv 2112.05
 inpainting with mask replacement, CS-MRI at x4 acceleration; t0 = 0.2 with N = 100 discretisation
 steps, i.e. N' = 20 reverse steps); the score models are ADM/DDPM networks with the linear beta
 schedule 1e-4 -> 0.02 over T = 1000 (Ho et al. 2020), trained with lr 1e-4 and EMA 0.9999
-(guided-diffusion defaults that the official code HJ-harry/CCDF builds on). Data sizes are ours:
+(the guided-diffusion defaults; the official code HJ-harry/CCDF was not read for this port, so its
+exact training and sampling settings are unverified here). Data sizes are ours:
 the paper trains 256x256 networks on FFHQ/AFHQ/fastMRI; the default scale uses small grey patches.
 """
 
