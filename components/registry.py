@@ -17,6 +17,7 @@ PAPERS: dict[str, str] = {
     "fractional_lms": "components.papers.fractional_lms",
     "relu_neuron": "components.papers.relu_neuron",
     "ebclr": "components.papers.ebclr",
+    "ccdf": "components.papers.ccdf",
 }
 
 

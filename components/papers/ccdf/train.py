@@ -1,0 +1,181 @@
+"""Training: one DDPM score model for all tasks, then one feed-forward initialiser per task.
+
+Phases, one global step counter: ``score`` (the eps-network on natural patches AND MR images,
+DDPM Eq. 14, EMA of the weights), then ``init/sr``, ``init/inpaint``, ``init/mri`` (N2N U-Nets
+trained supervised on (simple estimate, truth) pairs with fresh random masks every batch). Every
+random draw comes from one CPU torch.Generator checkpointed with the networks, optimisers, EMA and
+AMP scaler, so a killed run resumes to exactly the weights of an uninterrupted one (CPU, same seed).
+
+One score model serves all three tasks: the CCDF claim is about the sampler, and training one
+network on the union of the natural patches and the phantoms keeps the default scale in budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from components.blocks.diffusion.schedule import alphas_cumprod
+from components.blocks.diffusion.unet import build_eps_unet, eps_fn
+from components.checkpoint import Checkpointer, export_model
+from components.config import config_hash
+from components.contract import RunContext
+from components.papers.ccdf.config import CCDFConfig
+from components.papers.ccdf.data import load_split, task_kind
+from components.papers.ccdf.losses import ddpm_loss, init_loss
+from components.papers.ccdf.model import build_init_net
+from components.papers.ccdf.tasks import TASKS, simple_init, simulate
+
+
+def unet_config(cfg: CCDFConfig) -> dict[str, Any]:
+    m = cfg.model
+    return {"channels": 1, "block_out_channels": list(m.block_out_channels), "layers_per_block": m.layers_per_block,
+            "attention": m.attention, "norm_num_groups": m.norm_num_groups, "sample_size": cfg.data.size}
+
+
+def init_config(cfg: CCDFConfig) -> dict[str, Any]:
+    return {"init_width": cfg.model.init_width, "init_depth": cfg.model.init_depth}
+
+
+def phases(cfg: CCDFConfig) -> list[tuple[str, int]]:
+    """``[(name, steps)]``: ``score`` then ``init/<task>`` for every task (when init_steps > 0)."""
+    return [("score", cfg.train.steps)] + ([(f"init/{t}", cfg.train.init_steps) for t in TASKS] if cfg.train.init_steps else [])
+
+
+def _ema_update(ema: dict[str, torch.Tensor], net: nn.Module, decay: float, updates: int) -> None:
+    """EMA with warm-up ``min(decay, (1 + t) / (10 + t))`` so a short run is not its random init."""
+    decay = min(decay, (1 + updates) / (10 + updates))
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            if v.dtype.is_floating_point:
+                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                ema[k].copy_(v)
+
+
+class _Phase:
+    """Network, EMA, optimiser and scaler of one phase."""
+
+    def __init__(self, cfg: CCDFConfig, ctx: RunContext, name: str, index: int) -> None:
+        torch.manual_seed(cfg.seed + index)  # the network's initialisation
+        score = name == "score"
+        self.net = (build_eps_unet(unet_config(cfg)) if score else build_init_net(init_config(cfg))).to(ctx.device)
+        self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        lr = cfg.train.lr if score else cfg.train.init_lr
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=ctx.use_amp)
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "ema": self.ema, "opt": self.opt.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.ema = {k: v.clone() for k, v in state["ema"].items()}
+        self.opt.load_state_dict(state["opt"])
+        self.scaler.load_state_dict(state["scaler"])
+
+
+def _loss(name: str, phase: _Phase, cfg: CCDFConfig, data: dict[str, torch.Tensor], abar: torch.Tensor,
+          gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    if name == "score":
+        pool = data["all"]
+        x0 = pool[torch.randint(0, len(pool), (cfg.train.batch_size,), generator=gen)]
+        return ddpm_loss(eps_fn(phase.net), x0.to(device), abar, gen)
+    task = name.split("/")[1]
+    pool = data[task_kind(task)]
+    x = pool[torch.randint(0, len(pool), (cfg.train.batch_size,), generator=gen)]
+    op, y = simulate(task, x, cfg.task, gen)
+    return init_loss(phase.net, simple_init(task, op, y).to(device), x.to(device))
+
+
+def train(cfg: CCDFConfig, ctx: RunContext) -> None:
+    """Train (or resume) every phase; export the EMA score model and the initialisers."""
+    t = cfg.train
+    plan = phases(cfg)
+    ends = [sum(s for _, s in plan[: i + 1]) for i in range(len(plan))]
+    total = ends[-1]
+    ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    done: dict[str, dict[str, torch.Tensor]] = {}
+    history: dict[str, list[float]] = {}
+    step = 0
+    resumed = ckpt.latest()
+    if resumed is not None:
+        step = int(resumed["step"])
+        gen.set_state(resumed["state"]["generator"])
+        done, history = resumed["state"]["done"], resumed["state"]["history"]
+        ctx.log.info("resuming ccdf training from step %d of %d", step, total)
+    natural, mri = load_split(ctx.data_dir, "train", "natural"), load_split(ctx.data_dir, "train", "mri")
+    data = {"natural": natural, "mri": mri if len(mri) else natural, "all": torch.cat([natural, mri])}
+    s = cfg.sampling
+    abar = alphas_cumprod(s.num_train_timesteps, s.beta_start, s.beta_end)
+    idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
+    current = None
+    if idx < len(plan):
+        current = _Phase(cfg, ctx, plan[idx][0], idx)
+        if resumed is not None and resumed["state"]["current"]:
+            current.load(resumed["state"]["current"])
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
+    running: list[float] = []
+    for step in ctx.progress(range(step, total), total=total, desc="ccdf train", initial=step):
+        name = plan[idx][0]
+        current.net.train()
+        with autocast():
+            loss = _loss(name, current, cfg, data, abar, gen, ctx.device)
+        current.opt.zero_grad(set_to_none=True)
+        current.scaler.scale(loss).backward()
+        current.scaler.unscale_(current.opt)
+        nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
+        current.scaler.step(current.opt)
+        current.scaler.update()
+        start = ends[idx] - plan[idx][1]
+        _ema_update(current.ema, current.net, t.ema_decay if name == "score" else 0.0, step + 1 - start)
+        running.append(float(loss.detach()))
+        if (step + 1) % t.log_every == 0 or step + 1 == ends[idx]:
+            key = f"loss/{name.replace('/', '_')}"
+            history.setdefault(key, []).extend([float(step + 1), sum(running) / len(running)])
+            ctx.logger.log_metrics({key: history[key][-1]}, step=step + 1)
+            running = []
+        if step + 1 == ends[idx]:
+            done[name] = {k: v.cpu() for k, v in current.ema.items()}
+            idx += 1
+            current = _Phase(cfg, ctx, plan[idx][0], idx) if idx < len(plan) else None
+        if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
+            state = {"current": current.state() if current else {}, "generator": gen.get_state(), "done": done, "history": history}
+            ckpt.save(step + 1, state, cfg.model_dump(mode="json"))
+    _export(cfg, ctx, done)
+    _loss_figure(ctx, history)
+
+
+def _export(cfg: CCDFConfig, ctx: RunContext, done: dict[str, dict[str, torch.Tensor]]) -> None:
+    flat = {f"score.{k}": v for k, v in done["score"].items()}
+    tasks = [t for t in TASKS if f"init/{t}" in done]
+    for task in tasks:
+        flat.update({f"init.{task}.{k}": v for k, v in done[f"init/{task}"].items()})
+    config = {
+        "paper": "ccdf", "unet": unet_config(cfg), "init": init_config(cfg), "init_tasks": tasks,
+        "task": cfg.task.model_dump(mode="json"), "sampling": cfg.sampling.model_dump(mode="json"), "size": cfg.data.size,
+    }
+    export_model(ctx.model_dir, flat, config)
+
+
+def _loss_figure(ctx: RunContext, history: dict[str, list[float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, flat in sorted(history.items()):
+        ax.plot(flat[0::2], flat[1::2], label=key.removeprefix("loss/"))
+    ax.set_xlabel("global step")
+    ax.set_ylabel("loss (eps MSE / init MSE)")
+    ax.set_yscale("log")
+    ax.set_title("CCDF training: score model, then initialisers")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    ctx.logger.log_figure(fig, "train_loss.png")
+    plt.close(fig)
