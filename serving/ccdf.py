@@ -41,6 +41,7 @@ from bentoml.validators import ContentType
 from pydantic import AllowInfNan
 
 from serving.asgi import DocsAlias, MaxBodySize
+from serving.model_source import model_dir
 from serving.images import MAX_UPLOAD_BYTES, ImageError, decode, encode_png
 
 PAPER = "ccdf"
@@ -51,15 +52,6 @@ T0 = Annotated[float, Gt(0), Le(1), AllowInfNan(False)]
 Scale = Annotated[int, Ge(2), Le(8)]
 Acceleration = Annotated[float, Ge(1), Le(16), AllowInfNan(False)]
 Init = Literal["network", "simple"]
-
-
-def _model_dir() -> Path:
-    if os.environ.get("PAPEROPS_MODEL_DIR"):
-        return Path(os.environ["PAPEROPS_MODEL_DIR"])
-    from components.tracking import fetch_model
-
-    root = Path(os.environ.get("PAPEROPS_ROOT", Path.cwd()))
-    return fetch_model(root, PAPER, version=os.environ.get("PAPEROPS_MODEL_VERSION"))
 
 
 def _read(upload: Path, limit: int, what: str) -> bytes:
@@ -93,7 +85,7 @@ class CCDF:
         # Intra-op threads: $PAPEROPS_TORCH_THREADS, else half the cores (as serving/noise2score.py).
         torch.set_num_threads(max(1, int(os.environ.get("PAPEROPS_TORCH_THREADS") or (os.cpu_count() or 2) // 2)))
         self.lock = threading.Lock()
-        self.model = get_paper(PAPER).load(_model_dir())
+        self.model = get_paper(PAPER).load(model_dir(PAPER))
         # the module, not the package's `predict` function of the same name
         self.predict = importlib.import_module("components.papers.ccdf.predict")
 

@@ -31,6 +31,7 @@ from bentoml.exceptions import BadInput
 from pydantic import AfterValidator, Field
 
 from serving.asgi import DocsAlias, MaxBodySize
+from serving.model_source import model_dir
 from serving.images import MAX_UPLOAD_BYTES, ImageError, decode
 
 PAPER = "ebclr"
@@ -63,15 +64,6 @@ def _check_pixels(arr: np.ndarray) -> np.ndarray:
 Pixels = Annotated[np.ndarray, AfterValidator(_check_pixels)]
 
 
-def _model_dir() -> Path:
-    if os.environ.get("PAPEROPS_MODEL_DIR"):
-        return Path(os.environ["PAPEROPS_MODEL_DIR"])
-    from components.tracking import fetch_model
-
-    root = Path(os.environ.get("PAPEROPS_ROOT", Path.cwd()))
-    return fetch_model(root, PAPER, version=os.environ.get("PAPEROPS_MODEL_VERSION"))
-
-
 def _read(path: Path) -> np.ndarray:
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
@@ -101,7 +93,7 @@ class EBCLR:
 
         torch.set_num_threads(max(1, int(os.environ.get("PAPEROPS_TORCH_THREADS", "1"))))
         self.lock = threading.Lock()
-        self.model = get_paper(PAPER).load(_model_dir())
+        self.model = get_paper(PAPER).load(model_dir(PAPER))
         self.predict = predict
         _EXPECTED["shape"] = (self.model.in_channels, self.model.image_size, self.model.image_size)
 

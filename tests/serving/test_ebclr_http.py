@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import os
-import signal
-import socket
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,49 +10,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.http_server import ServerError, bentoml_server, served_env
+
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(smoke_repo):
-    registration = json.loads((smoke_repo.path / "reports" / "ebclr" / "registration.json").read_text())
-    env = dict(smoke_repo.env)
-    if not registration["champion"]:  # the smoke scale need not pass the gate: serve the registered version
-        env["PAPEROPS_MODEL_VERSION"] = str(registration["version"])
-    port = free_port()
-    log = smoke_repo.path / "bentoml-ebclr-test.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["bentoml", "serve", "serving.ebclr:Service", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=smoke_repo.path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    # the smoke scale need not pass the gate: serve what it registered (tests/http_server.py)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready in 120 s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        with bentoml_server("serving.ebclr:Service", smoke_repo.path, served_env(smoke_repo, "ebclr"),
+                            smoke_repo.path / "bentoml-ebclr-test.log") as url:
+            yield url
+    except ServerError as exc:
+        pytest.fail(str(exc))
 
 
 def digits(n: int) -> np.ndarray:
