@@ -20,6 +20,7 @@ from torch import nn
 
 from components.blocks.diffusion.schedule import alphas_cumprod
 from components.blocks.diffusion.unet import build_eps_unet, eps_fn
+from components.blocks.training.phase import PhaseState, ema_update, log_loss_figure
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
@@ -45,40 +46,16 @@ def phases(cfg: CCDFConfig) -> list[tuple[str, int]]:
     return [("score", cfg.train.steps)] + ([(f"init/{t}", cfg.train.init_steps) for t in TASKS] if cfg.train.init_steps else [])
 
 
-def _ema_update(ema: dict[str, torch.Tensor], net: nn.Module, decay: float, updates: int) -> None:
-    """EMA with warm-up ``min(decay, (1 + t) / (10 + t))`` so a short run is not its random init."""
-    decay = min(decay, (1 + updates) / (10 + updates))
-    with torch.no_grad():
-        for k, v in net.state_dict().items():
-            if v.dtype.is_floating_point:
-                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-            else:
-                ema[k].copy_(v)
-
-
-class _Phase:
+def _phase(cfg: CCDFConfig, ctx: RunContext, name: str, index: int) -> PhaseState:
     """Network, EMA, optimiser and scaler of one phase."""
-
-    def __init__(self, cfg: CCDFConfig, ctx: RunContext, name: str, index: int) -> None:
-        torch.manual_seed(cfg.seed + index)  # the network's initialisation
-        score = name == "score"
-        self.net = (build_eps_unet(unet_config(cfg)) if score else build_init_net(init_config(cfg))).to(ctx.device)
-        self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-        lr = cfg.train.lr if score else cfg.train.init_lr
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=ctx.use_amp)
-
-    def state(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "ema": self.ema, "opt": self.opt.state_dict(), "scaler": self.scaler.state_dict()}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.ema = {k: v.clone() for k, v in state["ema"].items()}
-        self.opt.load_state_dict(state["opt"])
-        self.scaler.load_state_dict(state["scaler"])
+    torch.manual_seed(cfg.seed + index)  # the network's initialisation
+    score = name == "score"
+    net = (build_eps_unet(unet_config(cfg)) if score else build_init_net(init_config(cfg))).to(ctx.device)
+    lr = cfg.train.lr if score else cfg.train.init_lr
+    return PhaseState(net, torch.optim.Adam(net.parameters(), lr=lr), ctx.use_amp)
 
 
-def _loss(name: str, phase: _Phase, cfg: CCDFConfig, data: dict[str, torch.Tensor], abar: torch.Tensor,
+def _loss(name: str, phase: PhaseState, cfg: CCDFConfig, data: dict[str, torch.Tensor], abar: torch.Tensor,
           gen: torch.Generator, device: torch.device) -> torch.Tensor:
     if name == "score":
         pool = data["all"]
@@ -115,7 +92,7 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
     idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
     current = None
     if idx < len(plan):
-        current = _Phase(cfg, ctx, plan[idx][0], idx)
+        current = _phase(cfg, ctx, plan[idx][0], idx)
         if resumed is not None and resumed["state"]["current"]:
             current.load(resumed["state"]["current"])
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
@@ -132,7 +109,7 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
         current.scaler.step(current.opt)
         current.scaler.update()
         start = ends[idx] - plan[idx][1]
-        _ema_update(current.ema, current.net, t.ema_decay if name == "score" else 0.0, step + 1 - start)
+        ema_update(current.ema, current.net, t.ema_decay if name == "score" else 0.0, step + 1 - start)
         running.append(float(loss.detach()))
         if (step + 1) % t.log_every == 0 or step + 1 == ends[idx]:
             key = f"loss/{name.replace('/', '_')}"
@@ -142,12 +119,12 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
         if step + 1 == ends[idx]:
             done[name] = {k: v.cpu() for k, v in current.ema.items()}
             idx += 1
-            current = _Phase(cfg, ctx, plan[idx][0], idx) if idx < len(plan) else None
+            current = _phase(cfg, ctx, plan[idx][0], idx) if idx < len(plan) else None
         if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
             state = {"current": current.state() if current else {}, "generator": gen.get_state(), "done": done, "history": history}
             ckpt.save(step + 1, state, cfg.model_dump(mode="json"))
     _export(cfg, ctx, done)
-    _loss_figure(ctx, history)
+    log_loss_figure(ctx.logger, history, "loss (eps MSE / init MSE)", "CCDF training: score model, then initialisers")
 
 
 def _export(cfg: CCDFConfig, ctx: RunContext, done: dict[str, dict[str, torch.Tensor]]) -> None:
@@ -160,22 +137,3 @@ def _export(cfg: CCDFConfig, ctx: RunContext, done: dict[str, dict[str, torch.Te
         "task": cfg.task.model_dump(mode="json"), "sampling": cfg.sampling.model_dump(mode="json"), "size": cfg.data.size,
     }
     export_model(ctx.model_dir, flat, config)
-
-
-def _loss_figure(ctx: RunContext, history: dict[str, list[float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, flat in sorted(history.items()):
-        ax.plot(flat[0::2], flat[1::2], label=key.removeprefix("loss/"))
-    ax.set_xlabel("global step")
-    ax.set_ylabel("loss (eps MSE / init MSE)")
-    ax.set_yscale("log")
-    ax.set_title("CCDF training: score model, then initialisers")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    ctx.logger.log_figure(fig, "train_loss.png")
-    plt.close(fig)

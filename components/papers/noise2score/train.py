@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from components.blocks.training.phase import PhaseState, ema_update, log_loss_figure
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
@@ -45,39 +46,11 @@ def phases(cfg: Noise2ScoreConfig) -> list[tuple[str, str, int]]:
     return out
 
 
-def _ema_update(ema: dict[str, torch.Tensor], net: nn.Module, decay: float, updates: int) -> None:
-    """EMA with the official warm-up (models/ema.py): decay_t = min(decay, (1 + t) / (10 + t)).
-
-    ``updates`` is t, the 1-based update count within the phase, so early steps forget the random
-    initialisation quickly and a short CPU run is not dominated by it.
-    """
-    decay = min(decay, (1 + updates) / (10 + updates))
-    with torch.no_grad():
-        for k, v in net.state_dict().items():
-            if v.dtype.is_floating_point:
-                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-            else:
-                ema[k].copy_(v)
-
-
-class _Phase:
+def _phase(cfg: Noise2ScoreConfig, ctx: RunContext, index: int) -> PhaseState:
     """The mutable training state of one phase (network, EMA, optimiser, scaler)."""
-
-    def __init__(self, cfg: Noise2ScoreConfig, ctx: RunContext, index: int) -> None:
-        torch.manual_seed(cfg.seed + index)  # He init of this phase's network
-        self.net = build_net(model_config(cfg)).to(ctx.device)
-        self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.train.lr, betas=(0.9, 0.999))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=ctx.use_amp)
-
-    def state(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "ema": self.ema, "opt": self.opt.state_dict(), "scaler": self.scaler.state_dict()}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.ema = {k: v.clone() for k, v in state["ema"].items()}
-        self.opt.load_state_dict(state["opt"])
-        self.scaler.load_state_dict(state["scaler"])
+    torch.manual_seed(cfg.seed + index)  # He init of this phase's network
+    net = build_net(model_config(cfg)).to(ctx.device)
+    return PhaseState(net, torch.optim.Adam(net.parameters(), lr=cfg.train.lr, betas=(0.9, 0.999)), ctx.use_amp)
 
 
 def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
@@ -105,7 +78,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
     phase_idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
     current = None
     if phase_idx < len(plan):
-        current = _Phase(cfg, ctx, phase_idx)
+        current = _phase(cfg, ctx, phase_idx)
         if resumed is not None and resumed["state"]["current"]:
             current.load(resumed["state"]["current"])
     running: list[float] = []
@@ -132,7 +105,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
         nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
         current.scaler.step(current.opt)
         current.scaler.update()
-        _ema_update(current.ema, current.net, t.ema_decay, step + 1 - (ends[phase_idx] - plan[phase_idx][2]))
+        ema_update(current.ema, current.net, t.ema_decay, step + 1 - (ends[phase_idx] - plan[phase_idx][2]))
         running.append(float(loss.detach()))
         if (step + 1) % t.log_every == 0 or step + 1 == ends[phase_idx]:
             key = f"loss/{kind}_{family}"
@@ -142,7 +115,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
         if step + 1 == ends[phase_idx]:  # phase done: keep its EMA weights, start the next network
             done[f"{kind}/{family}"] = {k: v.cpu() for k, v in current.ema.items()}
             phase_idx += 1
-            current = _Phase(cfg, ctx, phase_idx) if phase_idx < len(plan) else None
+            current = _phase(cfg, ctx, phase_idx) if phase_idx < len(plan) else None
         if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
             state = {
                 "phase": phase_idx, "current": current.state() if current else {},
@@ -151,7 +124,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
             ckpt.save(step + 1, state, snapshot)
 
     _export(cfg, ctx, done)
-    _loss_figure(ctx, history)
+    log_loss_figure(ctx.logger, history, "loss (AR-DAE / MSE)", "Noise2Score training")
 
 
 def _export(cfg: Noise2ScoreConfig, ctx: RunContext, done: dict[str, dict[str, torch.Tensor]]) -> None:
@@ -168,22 +141,3 @@ def _export(cfg: Noise2ScoreConfig, ctx: RunContext, done: dict[str, dict[str, t
         flat = {f"nets.{f}.{k}": v for f in cfg.train.families for k, v in done[f"{kind}/{f}"].items()}
         extra = {"output": "residual"} if kind == "clean" else {"output": "score"}  # x_hat = y + f(y)
         export_model(folder, flat, {**base, "kind": kind, **extra})
-
-
-def _loss_figure(ctx: RunContext, history: dict[str, list[float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, flat in sorted(history.items()):
-        ax.plot(flat[0::2], flat[1::2], label=key.removeprefix("loss/"))
-    ax.set_xlabel("global step")
-    ax.set_ylabel("loss (AR-DAE / MSE)")
-    ax.set_yscale("log")
-    ax.set_title("Noise2Score training")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    ctx.logger.log_figure(fig, "train_loss.png")
-    plt.close(fig)

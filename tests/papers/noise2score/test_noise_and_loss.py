@@ -66,7 +66,7 @@ def test_ema_warmup_follows_official_formula() -> None:
     # models/ema.py: decay_t = min(decay, (1 + t) / (10 + t)); at t = 1 the EMA moves 9/11 of the way.
     from torch import nn
 
-    from components.papers.noise2score.train import _ema_update
+    from components.blocks.training.phase import ema_update as _ema_update
 
     net = nn.Linear(1, 1, bias=False)
     with torch.no_grad():

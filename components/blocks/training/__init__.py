@@ -1,0 +1,1 @@
+"""Training-loop pieces shared by the papers that train networks in phases (noise2score, ccdf)."""
