@@ -64,6 +64,8 @@ def _gd_check(cfg: ReluNeuronConfig, k: int) -> dict:
     rng = _seed(cfg, si, 10_000 + k)
     x, y, _ = make_dataset(s.data, s.n, s.d, rng, ex.noise_std)
     w0 = init_weights(s.d, ex.init_scales[k % len(ex.init_scales)], rng)
+    while not np.any(x @ w0 > 0):  # a dead start never moves: it would check nothing
+        w0 = init_weights(s.d, ex.init_scales[k % len(ex.init_scales)], rng)
     flow = gradient_flow(x, y, w0, t_max=ex.gd_horizon, grad_tol=1e-14)
     w_flow = flow.w_final  # the flow at t = gd_horizon (or where it stopped, converged)
     ref = max(float(np.linalg.norm(w_flow)), 1e-300)
