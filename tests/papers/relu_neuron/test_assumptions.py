@@ -11,7 +11,12 @@ import pytest
 from components.papers.relu_neuron import PAPER
 from components.papers.relu_neuron.analysis import measure, nearest_interpolant
 from components.papers.relu_neuron.data import init_weights, make_dataset
-from components.papers.relu_neuron.evaluate import claims_inside, clopper_pearson_lower, proportion_contrast, summarize
+from components.papers.relu_neuron.evaluate import (
+    claims_inside,
+    clopper_pearson_lower,
+    proportion_contrast,
+    summarize,
+)
 from components.papers.relu_neuron.flow import gradient_flow, single_threaded_blas
 
 
