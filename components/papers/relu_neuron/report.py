@@ -85,7 +85,7 @@ def write_reports(
         "",
         "## Checks of the integration and the linear contrast",
         "",
-        "Flow vs gradient descent (step 1e-3) at the same time:",
+        "Flow vs gradient descent (steps 1e-3 and 1e-4; `relative_gap` is the finer) at the same time, one check per setting:",
         "",
         gd.to_markdown(index=False, floatfmt=".3g"),
         "",
