@@ -135,6 +135,9 @@ class AdaptResult:
         first_nonfinite: (K, R) first iteration whose weights are not finite, -1 if never.
         imag_norm: (K,) mean over runs of ||Im w(N)|| (0 unless complex weights).
         prev_weights: (K, R, M) the weights one step before the last (the momentum state).
+        msd_runs: (K, R, N) float32 per-run ||w(n+1) - w_o||^2 (``keep_runs``), else None.
+        emse_runs: (K, R, N) float32 per-run excess MSE eps^T R eps, eps = w(n) - w_o, the part of
+            E e(n)^2 above the Wiener floor (``weight_matrix`` = R and ``keep_runs``), else None.
     """
 
     msd: np.ndarray | None
@@ -143,11 +146,14 @@ class AdaptResult:
     first_nonfinite: np.ndarray
     imag_norm: np.ndarray
     prev_weights: np.ndarray
+    msd_runs: np.ndarray | None = None
+    emse_runs: np.ndarray | None = None
 
 
 def adapt(
     x_reg: np.ndarray, d: np.ndarray, rule_: Rule, w_true: np.ndarray | None = None,
     w0: np.ndarray | None = None, w_prev0: np.ndarray | None = None, progress=None,
+    keep_runs: bool = False, weight_matrix: np.ndarray | None = None,
 ) -> AdaptResult:
     """Run ``rule_`` over every configuration and run at once.
 
@@ -159,6 +165,9 @@ def adapt(
         w0: initial weights, broadcast to (K, R, M) (zeros, as in the paper's experiments).
         w_prev0: the weights before ``w0`` (momentum state when resuming; default ``w0``).
         progress: optional ``progress(iterable, total=, desc=)``.
+        keep_runs: also return the per-run curves (for paired statistics over runs); needs ``w_true``.
+        weight_matrix: (M, M) input autocorrelation R: also record the per-run excess MSE
+            eps(n)^T R eps(n) of the a-priori weights (with ``keep_runs``).
     """
     r, n_iter, m = x_reg.shape
     k = rule_.k
@@ -172,10 +181,16 @@ def adapt(
     msd = np.empty((k, n_iter)) if w_true is not None else None
     mse = np.empty((k, n_iter))
     first_bad = np.full((k, r), -1, dtype=np.int64)
+    keep = keep_runs and w_true is not None
+    msd_runs = np.empty((k, r, n_iter), np.float32) if keep else None
+    emse_runs = np.empty((k, r, n_iter), np.float32) if keep and weight_matrix is not None else None
     steps = range(n_iter) if progress is None else progress(range(n_iter), total=n_iter, desc=f"adapt {rule_.form}")
     with np.errstate(invalid="ignore", over="ignore"):
         for n in steps:
             xn = x_reg[:, n]  # (R, M)
+            if emse_runs is not None:  # a-priori weight error: E e(n)^2 = J_min + E eps^T R eps
+                eps = np.real(w) - w_true
+                emse_runs[:, :, n] = np.sum((eps @ weight_matrix) * eps, axis=2)
             e = d[:, n] - np.einsum("krm,rm->kr", w, xn)  # (K, R)
             g = e[..., None] * xn  # e(n) x(n): (K, R, M)
             if rule_.normalized:
@@ -189,9 +204,12 @@ def adapt(
             w = w + update
             mse[:, n] = np.mean(np.abs(e) ** 2, axis=1)
             if msd is not None:
-                msd[:, n] = np.mean(np.sum(np.abs(w - w_true) ** 2, axis=2), axis=1)
+                dev = np.sum(np.abs(w - w_true) ** 2, axis=2)  # (K, R)
+                msd[:, n] = np.mean(dev, axis=1)
+                if msd_runs is not None:
+                    msd_runs[:, :, n] = dev
             bad = ~np.all(np.isfinite(w), axis=2) & (first_bad < 0)
             if bad.any():
                 first_bad[bad] = n
     imag = np.mean(np.linalg.norm(np.imag(w), axis=2), axis=1) if np.iscomplexobj(w) else np.zeros(k)
-    return AdaptResult(msd, mse, w, first_bad, np.nan_to_num(imag, nan=np.inf), w_prev)
+    return AdaptResult(msd, mse, w, first_bad, np.nan_to_num(imag, nan=np.inf), w_prev, msd_runs, emse_runs)

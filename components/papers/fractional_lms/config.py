@@ -66,6 +66,7 @@ class StudyConfig(StrictModel):
     speed_tolerance: float = Field(
         1.1, ge=1, description="gate: LMS iterations-to-1-dB may exceed the fractional one by at most this factor"
     )
+    bootstrap: int = Field(200, ge=10, le=10_000, description="paired bootstrap draws of the speed ratio's bound")
     fsd_iterations: int = Field(2000, ge=10, le=1_000_000, description="fractional steepest descent iterations")
     fsd_step: float = Field(0.1, gt=0, le=1, description="fractional steepest descent step")
 

@@ -8,7 +8,12 @@
     (LMS; NLMS for FNLMS) with its step tuned to the same steady-state MSD, and the iterations each
     needs to come within 1 dB of its steady state.
 
-Every algorithm in a setting sees the same input and noise realisations (common random numbers).
+(d) the Wiener floor: the optimal filter from the true R and p, its MMSE J_min, and the steady-state
+    excess MSE of LMS (and of the remedied FLMS through its frozen step) against the small-step
+    theory mu tr(R) J_min / 2 (wiener.py).
+
+Every algorithm in a setting sees the same input and noise realisations (common random numbers), so
+each comparison is paired run by run, with the standard error of the per-run differences (paired.py).
 """
 
 from __future__ import annotations
@@ -18,54 +23,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from components.papers.fractional_lms.algorithms import AdaptResult, adapt, effective_step, per_tap_lms, regressors, rule
+from components.papers.fractional_lms.algorithms import (
+    AdaptResult,
+    adapt,
+    effective_step,
+    per_tap_lms,
+    regressors,
+    rule,
+)
 from components.papers.fractional_lms.config import FractionalLMSConfig
-from components.papers.fractional_lms.data import draw_signals
+from components.papers.fractional_lms.data import (
+    draw_signals,
+    input_covariance,
+    noise_variance,
+)
+from components.papers.fractional_lms.measures import (  # noqa: F401 (re-exported)
+    converged,
+    iterations_to_within,
+    match_step,
+    steady_state_db,
+    to_db,
+)
+from components.papers.fractional_lms.paired import (
+    bootstrap_speed_ratio,
+    mean_se,
+    paired_db_gap,
+    tail_mean,
+)
+from components.papers.fractional_lms.wiener import small_step_excess_mse, wiener
 
 FRACTIONAL = ("flms", "flms_signed", "fnlms", "mflms")
 BASELINE = {"flms": "lms", "flms_signed": "lms", "fnlms": "nlms", "mflms": "lms"}
-
-
-def to_db(v: np.ndarray | float) -> np.ndarray | float:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 10 * np.log10(v)
-
-
-def steady_state_db(msd: np.ndarray, fraction: float) -> np.ndarray:
-    """(K, N) -> (K,) steady-state MSD in dB: the mean of the last ``fraction`` of the curve."""
-    tail = max(1, int(round(msd.shape[-1] * fraction)))
-    return to_db(np.mean(msd[..., -tail:], axis=-1))
-
-
-def converged(msd: np.ndarray, fraction: float, tol_db: float = 0.5) -> np.ndarray:
-    """(K,) whether the last two ``fraction``-long windows agree within ``tol_db`` (a plateau)."""
-    tail = max(1, int(round(msd.shape[-1] * fraction)))
-    last = to_db(np.mean(msd[..., -tail:], axis=-1))
-    before = to_db(np.mean(msd[..., -2 * tail : -tail], axis=-1))
-    return np.isfinite(last) & (np.abs(last - before) < tol_db)
-
-
-def iterations_to_within(msd: np.ndarray, ss_db: np.ndarray, margin_db: float = 1.0) -> np.ndarray:
-    """(K,) first iteration from which the (lightly smoothed) MSD stays within ``margin_db`` of steady state."""
-    window = max(1, msd.shape[-1] // 200)
-    kernel = np.ones(window) / window
-    out = np.full(msd.shape[0], -1, dtype=np.int64)
-    for k, curve in enumerate(msd):
-        smooth = to_db(np.convolve(curve, kernel, mode="same"))
-        above = np.nonzero(~(smooth <= ss_db[k] + margin_db))[0]  # NaN counts as above
-        above = above[above < len(curve) - window]  # ignore the convolution's ragged end
-        out[k] = 0 if len(above) == 0 else min(int(above[-1]) + 1, len(curve))
-    return out
-
-
-def match_step(grid: np.ndarray, ss_db: np.ndarray, ok: np.ndarray, target_db: float) -> float:
-    """The step whose steady state is ``target_db``, by interpolating log(step) over the converged,
-    monotone part of the grid (steady-state MSD grows with the step). NaN if out of range."""
-    steps, levels = grid[ok], ss_db[ok]
-    if len(steps) < 2 or not levels.min() <= target_db <= levels.max():
-        return math.nan
-    order = np.argsort(levels)
-    return float(np.exp(np.interp(target_db, levels[order], np.log(steps[order]))))
 
 
 @dataclass
@@ -75,6 +63,7 @@ class SettingResult:
     rows: list[dict] = field(default_factory=list)
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     breakdown: dict[str, float] = field(default_factory=dict)
+    wiener_rows: list[dict] = field(default_factory=list)
 
 
 def run_setting(cfg: FractionalLMSConfig, kind: str, snr_db: float, seed: int, progress=None) -> SettingResult:
@@ -99,10 +88,24 @@ def run_setting(cfg: FractionalLMSConfig, kind: str, snr_db: float, seed: int, p
         res.breakdown[f"{name}/published_f{f:g}/complex_imag_norm"] = float(cplx.imag_norm[i])
 
     # the fractional algorithms, every order side by side
+    r_mat = input_covariance(m, kind, cfg.data.ar_coeff)
+    sigma_v2 = noise_variance(plant, kind, cfg.data.ar_coeff, snr_db)
+    w_opt, j_min = wiener(r_mat, r_mat @ plant, float(plant @ r_mat @ plant) + sigma_v2)
     frac: dict[str, AdaptResult] = {}
     for algo in FRACTIONAL:
         mu, mu_f = (s.nlms_mu, s.nlms_mu_f) if algo == "fnlms" else (s.mu, s.mu_f)
-        frac[algo] = adapt(xr, d, rule(algo, mu, mu_f, orders, s.momentum, s.eps), plant, progress=None)
+        frac[algo] = adapt(xr, d, rule(algo, mu, mu_f, orders, s.momentum, s.eps), plant, keep_runs=True,
+                           weight_matrix=r_mat if algo == "flms" else None)
+
+    # (d) LMS at the common step against the Wiener floor and the small-step theory
+    lms = adapt(xr, d, rule("lms", s.mu), plant, keep_runs=True, weight_matrix=r_mat)
+    emse, emse_se = mean_se(tail_mean(lms.emse_runs[0], st.steady_fraction))
+    emse_theory = small_step_excess_mse(s.mu, r_mat, j_min)
+    mse_ss = float(np.mean(lms.mse[0, -max(1, int(round(st.iterations * st.steady_fraction))):]))
+    res.wiener_rows.append({"setting": name, "algorithm": "lms", "order": 1.0, "j_min": j_min,
+                  "wiener_plant_error": float(np.linalg.norm(w_opt - plant)),
+                  "steady_mse_over_jmin": mse_ss / j_min, "emse_over_jmin": emse / j_min,
+                  "emse_se_over_jmin": emse_se / j_min, "theory_emse_over_jmin": emse_theory / j_min})
 
     # the conventional algorithms over a grid of steps, to match steady states
     grids = {"lms": np.geomspace(s.mu / 4, s.mu * 16, st.match_grid),
@@ -112,8 +115,19 @@ def run_setting(cfg: FractionalLMSConfig, kind: str, snr_db: float, seed: int, p
     grid_ok = {b: converged(r.msd, st.steady_fraction) for b, r in grid_runs.items()}
 
     # (b) remedied FLMS vs LMS with its frozen per-tap step at the plant
-    frozen = adapt(xr, d, per_tap_lms(effective_step(rule("flms", s.mu, s.mu_f, orders), np.tile(plant, (len(orders), 1)))), plant)
+    frozen_steps = effective_step(rule("flms", s.mu, s.mu_f, orders), np.tile(plant, (len(orders), 1)))  # (K, M)
+    frozen = adapt(xr, d, per_tap_lms(frozen_steps), plant, keep_runs=True)
     frozen_ss = steady_state_db(frozen.msd, st.steady_fraction)
+    flms_emse = tail_mean(frac["flms"].emse_runs, st.steady_fraction)  # (K, R)
+    flms_mse_tail = frac["flms"].mse[:, -max(1, int(round(st.iterations * st.steady_fraction))):].mean(axis=1)
+    for i, f in enumerate(orders):
+        e_mean, e_se = mean_se(flms_emse[i])
+        res.wiener_rows.append({
+            "setting": name, "algorithm": "flms", "order": float(f), "j_min": j_min,
+            "wiener_plant_error": float(np.linalg.norm(w_opt - plant)),
+            "steady_mse_over_jmin": float(flms_mse_tail[i]) / j_min, "emse_over_jmin": e_mean / j_min,
+            "emse_se_over_jmin": e_se / j_min,
+            "theory_emse_over_jmin": small_step_excess_mse(frozen_steps[i], r_mat, j_min) / j_min})
 
     # (c) matched steady state
     matched = []
@@ -126,12 +140,13 @@ def run_setting(cfg: FractionalLMSConfig, kind: str, snr_db: float, seed: int, p
         todo = [j for j, mt in enumerate(matched) if mt[3] == base and math.isfinite(mt[4])]
         if not todo:
             continue
-        run = adapt(xr, d, rule(base, np.array([matched[j][4] for j in todo]), eps=s.eps), plant)
+        run = adapt(xr, d, rule(base, np.array([matched[j][4] for j in todo]), eps=s.eps), plant, keep_runs=True)
         base_ss = steady_state_db(run.msd, st.steady_fraction)
         base_n = iterations_to_within(run.msd, base_ss)
         for slot, j in enumerate(todo):
-            matched[j] = (*matched[j], float(base_ss[slot]), int(base_n[slot]), run.msd[slot])
+            matched[j] = (*matched[j], float(base_ss[slot]), int(base_n[slot]), run.msd[slot], run.msd_runs[slot])
 
+    boot_rng = np.random.default_rng(seed + 1)
     for algo in FRACTIONAL:
         curves = frac[algo].msd
         ss = steady_state_db(curves, st.steady_fraction)
@@ -145,14 +160,23 @@ def run_setting(cfg: FractionalLMSConfig, kind: str, snr_db: float, seed: int, p
                 "baseline": mt[3], "baseline_step": mt[4],
             }
             if len(mt) > 6:
+                # paired over runs: the baseline's steady state above the fractional one's (dB), and the
+                # bootstrap bound of the speed ratio on the same resampled runs
+                gap, gap_se = paired_db_gap(mt[9], frac[algo].msd_runs[i], st.steady_fraction)
+                ratio_se, ratio_hi = bootstrap_speed_ratio(frac[algo].msd_runs[i], mt[9], st.steady_fraction,
+                                                           st.bootstrap, boot_rng)
                 row.update(baseline_steady_msd_db=mt[6], baseline_iters_to_1db=mt[7],
-                           matched=abs(mt[6] - ss[i]) <= st.match_tolerance_db,
-                           speed_ratio=mt[7] / max(1, int(n_frac[i])))
+                           matched_gap_db=gap, matched_gap_se=gap_se,
+                           matched=abs(gap) + 2 * gap_se <= st.match_tolerance_db,
+                           speed_ratio=mt[7] / max(1, int(n_frac[i])), speed_ratio_se=ratio_se,
+                           speed_ratio_upper95=ratio_hi)
                 res.curves[f"{name}/{algo}_f{f:g}/{mt[3]}_matched"] = mt[8]
             else:
                 row.update(baseline_steady_msd_db=math.nan, baseline_iters_to_1db=-1, matched=False, speed_ratio=math.nan)
             if algo == "flms":
                 row["frozen_step_lms_msd_db"] = float(frozen_ss[i])
+                row["frozen_gap_db"], row["frozen_gap_se"] = paired_db_gap(
+                    frac[algo].msd_runs[i], frozen.msd_runs[i], st.steady_fraction)
             res.rows.append(row)
             res.curves[f"{name}/{algo}_f{f:g}"] = curves[i]
     res.curves[f"{name}/published_real_f{orders[0]:g}"] = real.msd[0]

@@ -39,7 +39,7 @@ def _run_jobs(cfg: ReluNeuronConfig, jobs) -> tuple[pd.DataFrame, dict[str, list
         w0 = init_weights(s.d, scale, rng)
         flow = gradient_flow(x, y, w0, t_max=ex.t_max, grad_tol=ex.grad_tol)
         row = {"data": s.data, "d": s.d, "n": s.n, "scale": scale, "seed": seed}
-        row.update(measure(flow, x, y, v if s.data == "teacher" else None))
+        row.update(measure(flow, x, y, v if s.data in ("teacher", "positive") else None))  # realizable: global min = 0 loss
         rows.append(row)
         if s.d == 2 and seed < ex.plot_runs:
             keep.setdefault(f"{s.data}_scale{scale:g}", []).append((x, y, flow))
@@ -64,6 +64,8 @@ def _gd_check(cfg: ReluNeuronConfig, k: int) -> dict:
     rng = _seed(cfg, si, 10_000 + k)
     x, y, _ = make_dataset(s.data, s.n, s.d, rng, ex.noise_std)
     w0 = init_weights(s.d, ex.init_scales[k % len(ex.init_scales)], rng)
+    while not np.any(x @ w0 > 0):  # a dead start never moves: it would check nothing
+        w0 = init_weights(s.d, ex.init_scales[k % len(ex.init_scales)], rng)
     flow = gradient_flow(x, y, w0, t_max=ex.gd_horizon, grad_tol=1e-14)
     w_flow = flow.w_final  # the flow at t = gd_horizon (or where it stopped, converged)
     ref = max(float(np.linalg.norm(w_flow)), 1e-300)

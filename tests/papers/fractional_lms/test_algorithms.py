@@ -126,3 +126,61 @@ def test_caputo_descent_stops_at_two_minus_f_times_optimum() -> None:
     assert np.allclose(traj[-1, -1], w_star, atol=1e-6), "f = 1 is gradient descent"
     stuck = descend("chain_rule", np.zeros(2), w_star, a, f[:2], 0.1, 100)
     assert np.all(stuck == 0), "the chain-rule form never leaves a zero initialisation"
+
+
+def test_wiener_and_least_squares_known_answers() -> None:
+    from components.papers.fractional_lms.data import input_covariance
+    from components.papers.fractional_lms.wiener import least_squares, wiener
+
+    r = input_covariance(6, "ar1", 0.5)
+    sigma_v2 = 0.01
+    w, j_min = wiener(r, r @ PLANT, float(PLANT @ r @ PLANT) + sigma_v2)
+    assert np.allclose(w, PLANT) and j_min == pytest.approx(sigma_v2)  # FIR plant of the filter's length
+    x, d = draw_signals(PLANT, 1, 500, "ar1", 0.5, 200.0, np.random.default_rng(3))  # noise-free
+    assert np.allclose(least_squares(x[0], d[0], 6), PLANT, atol=1e-8)
+
+
+def test_small_step_excess_mse_theory() -> None:
+    from components.papers.fractional_lms.data import input_covariance
+    from components.papers.fractional_lms.wiener import small_step_excess_mse
+
+    r = input_covariance(6, "ar1", 0.5)
+    assert small_step_excess_mse(0.01, r, 2.0) == pytest.approx(0.01 * np.trace(r) * 2.0 / 2)  # mu tr(R) J_min / 2
+    steps = np.array([0.01, 0.02, 0.005, 0.01, 0.03, 0.002])
+    assert small_step_excess_mse(steps, np.eye(6), 1.0) == pytest.approx(steps.sum() / 2)  # white: sum mu_k / 2
+
+
+def test_lms_misadjustment_matches_the_small_step_theory() -> None:
+    """Monte Carlo: the measured excess MSE E eps^T R eps of LMS in steady state against
+    mu tr(R) J_min / 2, within 3 SE plus the theory's first-order error (mu tr R = 0.06 here)."""
+    from components.papers.fractional_lms.data import input_covariance, noise_variance
+    from components.papers.fractional_lms.paired import mean_se, tail_mean
+    from components.papers.fractional_lms.wiener import small_step_excess_mse
+
+    for kind in ("white", "ar1"):
+        xr, d = signals(runs=48, n=3000, kind=kind, snr=10.0, seed=11)
+        r = input_covariance(6, kind, 0.5)
+        j_min = noise_variance(PLANT, kind, 0.5, 10.0)
+        out = adapt(xr, d, rule("lms", 0.01), PLANT, keep_runs=True, weight_matrix=r)
+        emse, se = mean_se(tail_mean(out.emse_runs[0], 0.5))
+        theory = small_step_excess_mse(0.01, r, j_min)
+        assert abs(emse - theory) <= 3 * se + 0.1 * theory, (kind, emse, theory, se)
+        assert np.allclose(out.msd_runs.mean(axis=1), out.msd, rtol=1e-5)
+
+
+def test_paired_statistics_on_identical_and_shifted_curves() -> None:
+    from components.papers.fractional_lms.paired import bootstrap_speed_ratio, paired_db_gap
+
+    rng = np.random.default_rng(0)
+    curves = np.exp(-np.arange(1000) / 100.0)[None, :] + 0.01 * (1 + rng.random((20, 1000)))
+    gap, se = paired_db_gap(curves, curves, 0.2)
+    assert gap == 0.0 and se == 0.0
+    gap, se = paired_db_gap(2 * curves, curves, 0.2)
+    assert gap == pytest.approx(10 * np.log10(2)) and se < 1e-12  # a paired constant offset has no noise
+    se, upper = bootstrap_speed_ratio(curves, curves, 0.2, 50, rng)
+    assert se == 0.0 and upper == 1.0
+    n = np.arange(3000)
+    fast = np.exp(-n / 100.0)[None, :] + 0.01 * (1 + 0.1 * rng.random((20, 3000)))
+    slow = np.exp(-n / 200.0)[None, :] + 0.01 * (1 + 0.1 * rng.random((20, 3000)))
+    se, upper = bootstrap_speed_ratio(fast, slow, 0.2, 50, rng)
+    assert 1.9 < upper < 2.1 and se < 0.05, "twice the time constant: twice the iterations to the same floor"

@@ -78,7 +78,12 @@ def test_identify_reports_divergence_clearly() -> None:
 
 
 def test_gate_explains_failures() -> None:
-    gate = PAPER.gate({"published_min_broken_fraction": 0.5, "frozen_step_max_gap_db": 2.0,
-                       "remedied_matched_fraction": 1.0, "remedied_max_speed_ratio": 1.5,
-                       "fsd_caputo_max_error_to_prediction": 0.0})
-    assert not gate.passed and len(gate.reasons) == 3
+    ok = {"published_min_broken_fraction": 1.0, "frozen_step_max_gap_db_2se": 0.05, "remedied_matched_fraction": 1.0,
+          "remedied_max_speed_ratio_upper95": 1.02, "lms_emse_max_excess_rel_theory": -0.5,
+          "flms_emse_max_excess_rel_theory": -0.5,
+          "fsd_caputo_max_error_to_prediction": 0.0}
+    assert PAPER.gate(ok).passed
+    gate = PAPER.gate({**ok, "published_min_broken_fraction": 0.5, "frozen_step_max_gap_db_2se": 2.0,
+                       "remedied_max_speed_ratio_upper95": 1.5, "lms_emse_max_excess_rel_theory": 0.3})
+    assert not gate.passed and len(gate.reasons) == 4
+    assert any("95 % upper bound" in r for r in gate.reasons)
