@@ -242,9 +242,30 @@ class _Service(bentoml.Service):  # type: ignore[misc]
 
         spec = super().openapi_spec
         title, description, version = getattr(self.inner, "__openapi_info__", (self.name, None, "None"))
-        spec.info = attrs.evolve(spec.info, title=title, description=description or spec.info.description,
-                                 version=version)
-        return spec
+        info = attrs.evolve(spec.info, title=title, description=description or spec.info.description, version=version)
+        spec = attrs.evolve(spec, info=info)
+
+        class Spec(type(spec)):  # type: ignore[misc]
+            def asdict(self) -> dict[str, Any]:
+                return openapi30(super().asdict())
+
+        return Spec(**{f.name: getattr(spec, f.name) for f in attrs.fields(type(spec)) if f.init})
+
+
+def openapi30(node: Any) -> Any:
+    """Pydantic's numeric ``exclusiveMinimum: x`` (OpenAPI 3.1) as ``minimum: x, exclusiveMinimum:
+    true``, what the OpenAPI 3.0 document BentoML publishes requires (schemathesis and other 3.0
+    clients refuse the spec otherwise)."""
+    if isinstance(node, list):
+        return [openapi30(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: openapi30(v) for k, v in node.items()}
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = out.get(exclusive)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[bound], out[exclusive] = value, True
+    return out
 
 
 def _version() -> str:

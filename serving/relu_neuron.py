@@ -4,14 +4,16 @@ Run: ``paperops serve relu_neuron`` (= ``bentoml serve serving.relu_neuron:Servi
 ``/predict`` evaluates the registered neuron (``champion``; serving/model_source.py); ``/analyze``
 runs the gradient flow on the caller's small dataset. JSON in, JSON out. Bounds: /predict up to
 10 000 inputs of the neuron's dimension, |values| <= 1e6; /analyze up to 200 samples in up to 200
-dimensions, |values| <= 10, initialisation norm in [1e-6, 100], and a time budget of 45 s per
+dimensions, |values| <= 5, initialisation norm in [1e-6, 100], and a time budget of 45 s per
 request (the flow stops and the answer is 504 past it). Bad input: 400 with
 ``{"error": "<message>"}`` (413 for a body over 4 MiB).
 
-Why |values| <= 10 for /analyze: the flow's stopping rule ||grad L|| <= 1e-9 is absolute and the
-gradient scales with |x|^2, so the cost grows steeply with the data's scale. Measured on the 2-core
-dev box (benchmarks/serving_bounds.py): 200 x 200 at |x| ~ 10, init_scale 100, 13 s; at |x| ~ 30 and
-above it did not finish in 45 s (at |x| ~ 1e5, the old bound's worst case, not in minutes).
+Why |values| <= 5 for /analyze (it was 1e6): the flow's stopping rule ||grad L|| <= 1e-9 is
+absolute and the gradient scales with |x|^2, so the cost grows steeply with the data's scale.
+benchmarks/serving_bounds.py measures 200 x 200 cases at the bound against the 45 s budget; on the
+busy 2-core dev box +-10 data took 22-45+ s of wall time depending on the load, |x| ~ 30 and the
+old worst case |x| ~ 1e5 did not finish in 45 s (nor in minutes). The cost of the flow has no
+closed-form bound (up to 10 000 pattern changes), so the budget is what guarantees the 45 s.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pydantic import AllowInfNan, Field
 from serving.common import PaperService, paper_service
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-MAX_ANALYZE_VALUE = 10.0
+MAX_ANALYZE_VALUE = 5.0
 Value = Annotated[float, AllowInfNan(False), Ge(-1e6), Le(1e6)]
 Row = Annotated[list[Value], Field(min_length=1, max_length=200)]
 SmallValue = Annotated[float, AllowInfNan(False), Ge(-MAX_ANALYZE_VALUE), Le(MAX_ANALYZE_VALUE)]
