@@ -134,7 +134,7 @@ def main() -> int:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
 
-    print(f"\nencoder batch time in process (1 thread): " + ", ".join(f"{n}: {t * 1000:.1f} ms" for n, t in bt))
+    print("\nencoder batch time in process (1 thread): " + ", ".join(f"{n}: {t * 1000:.1f} ms" for n, t in bt))
     print(f"service: in-process batches of at most {MAX_BATCH} images; {args.requests} requests per row, "
           f"/embed with {args.images} images each; {os.cpu_count()} cores\n")
     print(f"{'route':>10s} {'conc':>5s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>9s} {'errors':>10s}")
