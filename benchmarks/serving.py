@@ -64,7 +64,7 @@ def main() -> int:
 
     import torch
 
-    from serving.noise2score import torch_threads
+    from serving.common import torch_threads
 
     threads = args.threads or torch_threads()
     torch.set_num_threads(threads)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -57,16 +56,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bentoml_command() -> list[str]:
+    """How to run BentoML from the interpreter running paperops: ``<venv>/bin/bentoml`` next to
+    ``sys.executable`` (so ``.venv/bin/paperops serve`` works without an activated venv), else
+    ``python -m bentoml``."""
+    script = Path(sys.executable).parent / "bentoml"
+    return [str(script)] if script.is_file() and os.access(script, os.X_OK) else [sys.executable, "-m", "bentoml"]
+
+
 def _serve(args: argparse.Namespace) -> int:
     if not (Path("serving") / f"{args.paper}.py").is_file():
         print(f"paperops: {args.paper} has no service (serving/{args.paper}.py)", file=sys.stderr)
         return 2
     if args.version:
         os.environ["PAPEROPS_MODEL_VERSION"] = args.version
-    bentoml = shutil.which("bentoml") or "bentoml"
-    cmd = [bentoml, "serve", f"serving.{args.paper}:Service", "--host", args.host, "--port", str(args.port)]
+    from components.model_source import ModelUnavailable, model_dir
+
+    try:  # fail before BentoML starts (the service process checks again and stops the server)
+        model_dir(args.paper)
+    except ModelUnavailable as exc:
+        print(f"paperops: cannot serve {args.paper}: {exc}", file=sys.stderr)
+        return 2
+    cmd = [*bentoml_command(), "serve", f"serving.{args.paper}:Service", "--host", args.host, "--port", str(args.port)]
     print("paperops: " + " ".join(cmd), file=sys.stderr)
-    os.execv(bentoml, cmd)  # replaces this process: signals reach the server directly
+    os.execv(cmd[0], cmd)  # replaces this process: signals reach the server directly
     return 0  # pragma: no cover
 
 

@@ -1,6 +1,7 @@
 """Plain ASGI middlewares the HTTP services add (no BentoML import here).
 
-``MaxBodySize``: the request-body bound. ``DocsAlias``: ``/docs`` serves the Swagger UI.
+``ErrorShape``: every 4xx/5xx body becomes ``{"error": "<message>"}``. ``MaxBodySize``: the
+request-body bound. ``DocsAlias``: ``/docs`` serves the Swagger UI.
 
 
 BentoML 1.4 has no request-size setting (``api_server.max_request_size`` of 1.x was removed), and
@@ -13,6 +14,7 @@ the disk or the model. The per-image bound is checked again after parsing (servi
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any, Awaitable, Callable
 
 Scope = dict[str, Any]
@@ -75,3 +77,92 @@ class DocsAlias:
         if scope["type"] == "http" and scope.get("path") == "/docs" and scope.get("method") in ("GET", "HEAD"):
             scope = {**scope, "path": "/", "raw_path": b"/"}
         await self.app(scope, receive, send)
+
+
+# What BentoML says on a 5xx it does not explain ("An unexpected error has occurred, please check the
+# server log.", also on its 503 "process is overloaded"), replaced by a message per status.
+GENERIC = "An unexpected error has occurred"
+STATUS_MESSAGES = {
+    404: "no such endpoint; the endpoints are listed at /docs",
+    405: "method not allowed on this endpoint; see /docs",
+    500: "internal error; the server log has the traceback",
+    503: "the service is overloaded or not ready yet; retry later",
+}
+
+
+def error_message(status: int, body: bytes) -> str:
+    """The one message of an error body, whatever shape BentoML or Starlette gave it.
+
+    BentoML 1.4 answers its own 4xx as a JSON list ``[{"error": m}]``, a self-proxied 429 as a JSON
+    string holding JSON, a validation error as ``{"error", "detail"}`` and Starlette a plain-text
+    ``Not Found``; all of them reduce to the message here.
+    """
+    try:
+        obj: Any = json.loads(body)
+    except ValueError:
+        obj = body.decode("utf-8", "replace").strip()
+    for _ in range(4):  # unwrap double-encoded JSON and one-element lists
+        if isinstance(obj, str):
+            try:
+                obj = json.loads(obj)
+                continue
+            except ValueError:
+                break
+        if isinstance(obj, list) and len(obj) == 1:
+            obj = obj[0]
+            continue
+        break
+    if isinstance(obj, dict) and "error" in obj:
+        message = str(obj["error"])
+    elif isinstance(obj, str):
+        message = obj
+    else:
+        message = json.dumps(obj)
+    if not message or GENERIC in message or (status in STATUS_MESSAGES and message == _phrase(status)):
+        message = STATUS_MESSAGES.get(status) or _phrase(status)
+    return message
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+class ErrorShape:
+    """Rewrite every 4xx/5xx response body to ``{"error": "<message>"}`` (application/json).
+
+    Bodies of 2xx/3xx pass through untouched and unbuffered; error bodies are small and buffered.
+    Added first, so it wraps every other middleware of the service and the endpoints (BentoML's own
+    timeout (504) and concurrency (429) middlewares sit outside it and already answer this shape).
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+
+        async def shaped(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = json.dumps({"error": error_message(start["status"], b"".join(chunks))}).encode()
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, shaped)

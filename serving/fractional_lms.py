@@ -1,27 +1,23 @@
-"""BentoML service of the fractional-LMS analysis (arXiv 2110.05201): /identify and /filter.
+"""Fractional-LMS analysis (arXiv 2110.05201) over HTTP: /identify and /filter.
 
 Run: ``paperops serve fractional_lms`` (= ``bentoml serve serving.fractional_lms:Service``),
 127.0.0.1:3000. ``/identify`` runs any of the analysed algorithms on the caller's signals (no model
-needed); ``/filter`` applies the registered identified system (``champion``, or
-``PAPEROPS_MODEL_VERSION``; serving/model_source.py). JSON in, JSON out. Bounds: signals of 16 to
-100 000 finite samples with |value| <= 1e6, at most 64 taps, steps in (0, 2], order in (0, 1];
-anything else answers 400 with a message (413 for a body over 8 MiB).
+needed); ``/filter`` applies the registered identified system (``champion``; serving/model_source.py).
+JSON in, JSON out. Bounds: signals of 16 to 100 000 finite samples with |value| <= 1e6, at most 64
+taps, steps in (0, 2], order in (0, 1]; anything else answers 400 with ``{"error": "<message>"}``
+(413 for a body over 8 MiB).
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Literal
 
 import bentoml
 from annotated_types import Ge, Gt, Le, Lt
-from bentoml.exceptions import BadInput
 from pydantic import AllowInfNan, Field
 
-from serving.asgi import DocsAlias, MaxBodySize
-from serving.model_source import model_dir
+from serving.common import PaperService, paper_service
 
-PAPER = "fractional_lms"
 MAX_SAMPLES = 100_000
 MAX_REQUEST_BYTES = 8 * 1024 * 1024  # two 100k-sample signals as JSON numbers fit in ~5 MB
 Sample = Annotated[float, AllowInfNan(False), Ge(-1e6), Le(1e6)]
@@ -29,22 +25,16 @@ Signal = Annotated[list[Sample], Field(min_length=16, max_length=MAX_SAMPLES)]
 Algorithm = Literal["lms", "nlms", "flms", "flms_signed", "flms_published", "fnlms", "mflms"]
 
 
-@bentoml.service(
-    name="fractional_lms",
-    http={"host": "127.0.0.1", "port": 3000},
-    traffic={"timeout": 120, "max_concurrency": 32},
-    workers=1,
-)
-class FractionalLMS:
+@paper_service(paper="fractional_lms", title="Fractional LMS system identification (arXiv 2110.05201)",
+               description=__doc__, timeout=120, max_concurrency=32, max_request_bytes=MAX_REQUEST_BYTES)
+class FractionalLMS(PaperService):
     """System identification with LMS and the fractional LMS family."""
 
-    def __init__(self) -> None:
-        from components.papers.fractional_lms.predict import identify, predict
-        from components.registry import get_paper
+    PAPER = "fractional_lms"
 
-        self.lock = threading.Lock()
-        self.paper = get_paper(PAPER)
-        self.model = self.paper.load(model_dir(PAPER))
+    def setup(self) -> None:
+        from components.papers.fractional_lms.predict import identify, predict
+
         self.identify_fn, self.predict_fn = identify, predict
 
     @bentoml.api(route="/identify")
@@ -64,10 +54,7 @@ class FractionalLMS:
         negative weight) | fnlms | mflms; ``step`` = mu (normalised for nlms/fnlms), ``fractional_step`` =
         mu_f, ``order`` = f. Returns ``{"weights", "mse_db" (learning curve, <= 500 points),
         "final_mse_db", "samples"}``."""
-        try:
-            return self.identify_fn(x, d, taps, algorithm, step, fractional_step, order, momentum)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
+        return self.identify_fn(x, d, taps, algorithm, step, fractional_step, order, momentum)
 
     @bentoml.api(route="/filter")
     def filter(self, x: Signal) -> dict:
@@ -77,7 +64,5 @@ class FractionalLMS:
         return {"y": y.tolist(), "weights": self.model.weights.tolist(), "algorithm": self.model.config["algorithm"]}
 
 
-FractionalLMS.add_asgi_middleware(MaxBodySize, max_bytes=MAX_REQUEST_BYTES)
-FractionalLMS.add_asgi_middleware(DocsAlias)
 Service = FractionalLMS
 __all__ = ["FractionalLMS", "Service"]

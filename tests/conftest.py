@@ -8,14 +8,26 @@ pipeline runs once per test session.
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
-from tests.project_copy import ProjectCopy, copy_project
+from tests.project_copy import QUIET_ENV, ProjectCopy, copy_project
 
 
 @pytest.fixture(scope="session")
 def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
-    """A project copy after a real ``dvc repro`` on the smoke scale (one per session)."""
+    """A project copy after a real ``dvc repro`` on the smoke scale (one per session).
+
+    ``PAPEROPS_TEST_SMOKE_REPO=<dir>`` reuses a copy where that already ran (a local edit-test loop).
+    """
+    if reuse := os.environ.get("PAPEROPS_TEST_SMOKE_REPO"):
+        path = Path(reuse).resolve()
+        env = {**os.environ, **QUIET_ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               "MLFLOW_TRACKING_URI": f"sqlite:///{path / 'mlflow.db'}", "PREFECT_HOME": str(path / ".prefect")}
+        return ProjectCopy(path, env)
     base = tmp_path_factory.mktemp("smoke")
     project = copy_project(base / "project")
     project.run("dvc", "repro", timeout=1200)

@@ -23,6 +23,12 @@ class ServerError(RuntimeError):
     """The server exited or did not become ready; the message ends with its log."""
 
 
+class ServerURL(str):
+    """The base URL of a running server (a str), with the pid of its ``bentoml serve`` process."""
+
+    pid: int
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,7 +46,7 @@ def served_env(project, paper: str) -> dict[str, str]:
 
 
 @contextmanager
-def bentoml_server(target: str, cwd: Path, env: dict[str, str], log: Path, ready_s: float = 120) -> Iterator[str]:
+def bentoml_server(target: str, cwd: Path, env: dict[str, str], log: Path, ready_s: float = 120) -> Iterator[ServerURL]:
     """Serve ``target`` (``serving.<paper>:Service``) from ``cwd``; yield its base URL; stop it after.
 
     Raises:
@@ -53,7 +59,8 @@ def bentoml_server(target: str, cwd: Path, env: dict[str, str], log: Path, ready
             [bentoml, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
             cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.monotonic() + ready_s
         while True:

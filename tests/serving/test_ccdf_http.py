@@ -9,20 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.http_server import ServerError, bentoml_server, served_env
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(smoke_repo):
-    # the smoke scale need not pass the gate: serve what it registered (tests/http_server.py)
-    try:
-        with bentoml_server("serving.ccdf:Service", smoke_repo.path, served_env(smoke_repo, "ccdf"),
-                            smoke_repo.path / "bentoml-ccdf-test.log") as url:
-            yield url
-    except ServerError as exc:
-        pytest.fail(str(exc))
+def server(served):
+    return served("ccdf")  # one server per session (tests/serving/conftest.py)
 
 
 def png(arr: np.ndarray) -> bytes:

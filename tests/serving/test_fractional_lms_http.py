@@ -6,19 +6,13 @@ import numpy as np
 import httpx
 import pytest
 
-from tests.http_server import ServerError, bentoml_server, served_env
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(smoke_repo):
-    try:
-        with bentoml_server("serving.fractional_lms:Service", smoke_repo.path, served_env(smoke_repo, "fractional_lms"),
-                            smoke_repo.path / "bentoml-flms.log") as url:
-            yield url
-    except ServerError as exc:
-        pytest.fail(str(exc))
+def server(served):
+    return served("fractional_lms")  # one server per session (tests/serving/conftest.py)
 
 
 def system(n: int = 2000, seed: int = 0) -> tuple[list[float], list[float], np.ndarray]:

@@ -9,21 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.http_server import ServerError, bentoml_server, served_env
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(smoke_repo):
-    # Serve the registry's champion when the smoke run earned the alias; the smoke scale need not
-    # pass the gate (it usually does not), and then the version it registered (the override path).
-    env = served_env(smoke_repo, "noise2score")
-    try:
-        with bentoml_server("serving.noise2score:Service", smoke_repo.path, env, smoke_repo.path / "bentoml-n2s.log") as url:
-            yield url
-    except ServerError as exc:
-        pytest.fail(str(exc))
+def server(served):
+    return served("noise2score")  # one server per session (tests/serving/conftest.py)
 
 
 def to_png(arr: np.ndarray) -> bytes:

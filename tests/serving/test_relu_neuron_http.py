@@ -6,19 +6,13 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.http_server import ServerError, bentoml_server, served_env
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(smoke_repo):
-    try:
-        with bentoml_server("serving.relu_neuron:Service", smoke_repo.path, served_env(smoke_repo, "relu_neuron"),
-                            smoke_repo.path / "bentoml-relu.log") as url:
-            yield url
-    except ServerError as exc:
-        pytest.fail(str(exc))
+def server(served):
+    return served("relu_neuron")  # one server per session (tests/serving/conftest.py)
 
 
 def test_predict_matches_the_registered_neuron(server, smoke_repo) -> None:

@@ -14,6 +14,7 @@ score model is real; H and W multiples of the model's ``multiple``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,15 @@ from components.papers.ccdf.tasks import kspace_mask, simple_init
 
 MAX_SIDE = 256  # output side bound (CPU cost grows with pixels x NFE)
 MAX_NFE = 200
+# Work bound: output pixels x channels x network evaluations. One NFE of the default-scale U-Net
+# ([16, 32, 32]) on a 256x256 grey image took 2.5 s on one thread of the busy 2-core dev box
+# (3.7e-5 s per pixel-NFE; benchmarks/serving_bounds.py), so 2**21 pixel-NFEs (256x256 grey at 32
+# NFE, 128x128 at 128, 64x64 RGB at 170) is ~80 s there: inside the service's 96 s budget.
+MAX_WORK = 2**21
 INITS = ("simple", "network")
+# A caller's time budget (the HTTP service's), polled before every network evaluation: the solver
+# raises TimeoutError once it returns True (solver.ccdf).
+StopCheck = Callable[[], bool] | None
 
 
 def _settings(model: CCDFModel, steps: int | None, t0: float | None, init: str) -> tuple[int, float]:
@@ -44,6 +53,14 @@ def _settings(model: CCDFModel, steps: int | None, t0: float | None, init: str) 
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     return steps, t0
+
+
+def check_work(pixels: int, channels: int, steps: int, t0: float) -> None:
+    """Refuse (ValueError) a request over ``MAX_WORK`` pixel-network-evaluations."""
+    work = pixels * channels * n_prime(t0, steps)
+    if work > MAX_WORK:
+        raise ValueError(f"this request needs {pixels} pixels x {channels} channel(s) x {n_prime(t0, steps)} network "
+                         f"evaluations = {work}; at most {MAX_WORK} are allowed (fewer steps, a smaller t0 or a smaller image)")
 
 
 def _channels(image: np.ndarray, name: str = "image") -> torch.Tensor:
@@ -72,13 +89,15 @@ def _pad_to(n: int, scale: int, multiple: int) -> int:
     return n
 
 
-def _run(model: CCDFModel, task: str, op, y: torch.Tensor, simple: torch.Tensor, steps: int, t0: float, init: str) -> tuple[torch.Tensor, int]:
+def _run(model: CCDFModel, task: str, op, y: torch.Tensor, simple: torch.Tensor, steps: int, t0: float, init: str,
+         should_stop: StopCheck = None) -> tuple[torch.Tensor, int]:
     x0_hat = model.initialise(task, simple) if init == "network" else simple
-    return ccdf(model.eps, x0_hat, op, y, model.abar, steps=steps, t0=t0, generator=torch.Generator().manual_seed(0))
+    return ccdf(model.eps, x0_hat, op, y, model.abar, steps=steps, t0=t0, generator=torch.Generator().manual_seed(0),
+                should_stop=should_stop)
 
 
 def super_resolve(model: CCDFModel, image: np.ndarray, scale: int | None = None, steps: int | None = None,
-                  t0: float | None = None, init: str = "network") -> dict[str, Any]:
+                  t0: float | None = None, init: str = "network", should_stop: StopCheck = None) -> dict[str, Any]:
     """x``scale`` SR of a low-resolution image (average-pooling degradation). Returns
     ``{"image": (s H, s W[, 3]), "nfe": int}``."""
     trained = int(model.config["task"]["sr_factor"])
@@ -93,14 +112,15 @@ def super_resolve(model: CCDFModel, image: np.ndarray, scale: int | None = None,
     if max(h, w) * scale > MAX_SIDE:
         raise ValueError(f"the output would be {h * scale}x{w * scale}; at most {MAX_SIDE} pixels per side")
     ph, pw = _pad_to(h, scale, model.multiple), _pad_to(w, scale, model.multiple)
+    check_work(ph * pw * scale * scale, y.shape[0], steps, t0)
     y = F.pad(y, (0, pw - w, 0, ph - h), mode="replicate")
     op = Downsample(scale)
-    out, nfe = _run(model, "sr", op, y, simple_init("sr", op, y), steps, t0, init)
+    out, nfe = _run(model, "sr", op, y, simple_init("sr", op, y), steps, t0, init, should_stop)
     return {"image": _unchannels(out[..., : h * scale, : w * scale], image), "nfe": nfe}
 
 
 def inpaint(model: CCDFModel, image: np.ndarray, mask: np.ndarray, steps: int | None = None,
-            t0: float | None = None, init: str = "network") -> dict[str, Any]:
+            t0: float | None = None, init: str = "network", should_stop: StopCheck = None) -> dict[str, Any]:
     """Fill the pixels where ``mask`` is 0 (``mask``: ``(H, W)``, 1 = known). Returns ``{"image", "nfe"}``."""
     steps, t0 = _settings(model, steps, t0, init)
     x = _channels(image)
@@ -116,10 +136,11 @@ def inpaint(model: CCDFModel, image: np.ndarray, mask: np.ndarray, steps: int | 
         raise ValueError(f"image is {w}x{h}; at most {MAX_SIDE} pixels per side")
     mk = torch.from_numpy((m.astype(np.float32) > 0.5).astype(np.float32))[None, None]
     ph, pw = _pad_to(h, 1, model.multiple), _pad_to(w, 1, model.multiple)
+    check_work(ph * pw, x.shape[0], steps, t0)
     x, mk = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate"), F.pad(mk, (0, pw - w, 0, ph - h), mode="replicate")
     op = Masking(mk)
     y = op.A(x)
-    out, nfe = _run(model, "inpaint", op, y, simple_init("inpaint", op, y), steps, t0, init)
+    out, nfe = _run(model, "inpaint", op, y, simple_init("inpaint", op, y), steps, t0, init, should_stop)
     return {"image": _unchannels(out[..., :h, :w], image), "nfe": nfe}
 
 
@@ -136,7 +157,7 @@ def simulate_kspace(model: CCDFModel, image: np.ndarray, acceleration: float, se
 
 
 def mri_reconstruct(model: CCDFModel, kspace: np.ndarray, mask: np.ndarray, steps: int | None = None,
-                    t0: float | None = None, init: str = "network") -> dict[str, Any]:
+                    t0: float | None = None, init: str = "network", should_stop: StopCheck = None) -> dict[str, Any]:
     """CS-MRI from undersampled k-space. ``kspace``: complex ``(H, W)`` or real ``(H, W, 2)`` (re, im);
     ``mask``: ``(H, W)`` or ``(W,)`` (phase-encode lines) of 0/1.
 
@@ -163,6 +184,7 @@ def mri_reconstruct(model: CCDFModel, kspace: np.ndarray, mask: np.ndarray, step
         raise ValueError("kspace or mask holds non-finite values")
     if not np.isin(m, (0, 1)).all() or not m.any():
         raise ValueError("mask must hold only 0 and 1, with at least one sampled point")
+    check_work(h * w, 1, steps, t0)
     mk = torch.from_numpy(m.astype(np.float32))
     op = FourierSampling(mk)
     y_raw = mk * torch.from_numpy(k.astype(np.complex64))
@@ -172,7 +194,7 @@ def mri_reconstruct(model: CCDFModel, kspace: np.ndarray, mask: np.ndarray, step
     # the model's space: x' = 2 x / scale - 1, so y' = 2 y / scale - A(1) (A is linear)
     y = (2 / scale) * y_raw - op.A(torch.ones(1, 1, h, w))[0, 0]
     y = y[None, None]
-    out, nfe = _run(model, "mri", op, y, simple_init("mri", op, y), steps, t0, init)
+    out, nfe = _run(model, "mri", op, y, simple_init("mri", op, y), steps, t0, init, should_stop)
     x01 = ((out[0, 0] + 1) / 2).clamp(0, 1)
     return {"image": x01.numpy().astype(np.float32), "array": (x01 * scale).numpy().astype(np.float32), "nfe": nfe}
 

@@ -26,6 +26,8 @@ which at the last step (abar = 1) is exact consistency with y.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from components.blocks.diffusion.loss import EpsModel
@@ -54,7 +56,7 @@ def data_consistency(op, y: torch.Tensor, generator: torch.Generator | None) -> 
 
 def ccdf(
     eps_model: EpsModel, x0_hat: torch.Tensor, op, y: torch.Tensor, abar: torch.Tensor, *,
-    steps: int, t0: float, generator: torch.Generator | None = None,
+    steps: int, t0: float, generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Come-closer-diffuse-faster: forward-diffuse ``x0_hat`` to t0, then N' reverse steps with DC.
 
@@ -64,14 +66,32 @@ def ccdf(
         op, y: the forward operator and the measurement y = A x.
         abar: ``(T,)`` alpha_bar.
         steps: N; t0: the starting time, N' = t0 N.
+        should_stop: a caller's time budget, polled before every network evaluation; once it
+            returns True the solver raises ``TimeoutError`` instead of finishing.
 
     Returns:
         ``(x0, nfe)`` with nfe = N'.
     """
+    eps_model = _stoppable(eps_model, should_stop)
     timesteps = respaced_timesteps(steps, abar.shape[0])[-n_prime(t0, steps):]
     z = torch.randn(x0_hat.shape, generator=generator, dtype=x0_hat.dtype).to(x0_hat.device)
     x_start = q_sample(x0_hat, torch.tensor(timesteps[0]), z, abar)
     return sample(eps_model, x_start, timesteps, abar, data_consistency=data_consistency(op, y, generator), generator=generator)
+
+
+def _stoppable(eps_model: EpsModel, should_stop: Callable[[], bool] | None) -> EpsModel:
+    """``eps_model`` that raises ``TimeoutError`` once ``should_stop()`` (one check per NFE)."""
+    if should_stop is None:
+        return eps_model
+    calls = [0]
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if should_stop():
+            raise TimeoutError(f"CCDF stopped after {calls[0]} network evaluations")
+        calls[0] += 1
+        return eps_model(x, t)
+
+    return eps
 
 
 def from_noise(

@@ -19,7 +19,7 @@ w0 + X^+ (y - X w0), the interpolant nearest w0 (the minimum-norm one when w0 = 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -165,8 +165,13 @@ def _settle(w: np.ndarray, x: np.ndarray, y: np.ndarray, state: np.ndarray) -> n
 def gradient_flow(
     x: np.ndarray, y: np.ndarray, w0: np.ndarray, t_max: float = 1e4, grad_tol: float = 1e-9,
     rtol: float = 1e-10, atol: float = 1e-12, max_events: int = 10_000, linear: bool = False, samples_per_piece: int = 32,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Flow:
     """Integrate dw/dt = -grad L(w) from ``w0`` (see the module docstring). x: (n, d), y: (n,).
+
+    ``should_stop`` (a caller's time budget, e.g. the HTTP service's) is polled at every right-hand
+    side evaluation of the ODE solver and between pieces; once it returns True the flow raises
+    ``TimeoutError`` instead of finishing (one stiff piece alone can take minutes at n = d = 200).
 
     A sample whose label is negative can trap the flow on its surface w . x_i = 0 (inactive, the
     other samples push w . x_i up; active, its own term pulls it down): the flow then slides along
@@ -190,6 +195,8 @@ def gradient_flow(
         shift = drive if proj is None else proj @ drive
 
         def rhs(_t, w_, a=jac, b=shift):
+            if should_stop is not None and should_stop():
+                raise TimeoutError(f"gradient flow stopped at t = {_t:.3g} after {len(flow.event_times)} pattern changes")
             return b + a @ w_
 
         # Every event watches one signed quantity; each is shifted by a hysteresis of 1e-12 of its scale

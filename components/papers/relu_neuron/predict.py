@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,11 @@ def example_input() -> np.ndarray:
     return np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5], [0.3, -0.7]])
 
 
-def analyze(x: np.ndarray, y: np.ndarray, init_scale: float, seed: int, t_max: float = 1e5) -> dict[str, Any]:
+def analyze(x: np.ndarray, y: np.ndarray, init_scale: float, seed: int, t_max: float = 1e5,
+            should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run the gradient flow on ``(x (n, d), y (n,))`` from a random w(0) of norm ``init_scale``.
+
+    ``should_stop``: polled inside the solver; when it returns True, ``TimeoutError`` (flow.py).
 
     Returns the norm trajectory (at most ``TRAJECTORY_POINTS`` points, with their times), the support
     vectors (indices active at the limit), the final weights and loss, and the measures of
@@ -38,7 +42,7 @@ def analyze(x: np.ndarray, y: np.ndarray, init_scale: float, seed: int, t_max: f
         raise ValueError("X and y must be finite (no NaN or infinity)")
     w0 = init_weights(x.shape[1], init_scale, np.random.default_rng(seed))
     with single_threaded_blas():
-        flow = gradient_flow(x, y, w0, t_max=t_max)
+        flow = gradient_flow(x, y, w0, t_max=t_max, should_stop=should_stop)
     idx = np.unique(np.linspace(0, len(flow.t) - 1, min(TRAJECTORY_POINTS, len(flow.t))).astype(int))
     stats = measure(flow, x, y, None)
     return {
