@@ -68,7 +68,7 @@ _HOOKS: dict[Path, CheckpointHook] = {}
 
 @contextmanager
 def hooked(directory: Path, hook: CheckpointHook) -> Iterator[None]:
-    """Attach ``hook`` to every ``Checkpointer`` on ``directory`` for the duration of the block."""
+    """Attach ``hook`` to every ``Checkpointer`` on ``directory`` (or below it) for the block."""
     key = Path(directory).resolve()
     previous = _HOOKS.get(key)
     _HOOKS[key] = hook
@@ -115,7 +115,9 @@ class Checkpointer:
         return [p for p, h in self._all() if h == self.config_hash]
 
     def _hook(self) -> CheckpointHook | None:
-        return _HOOKS.get(self.directory.resolve())
+        """The hook attached to this folder or to a folder above it (a paper's sub-folders)."""
+        here = self.directory.resolve()
+        return next((_HOOKS[d] for d in (here, *here.parents) if d in _HOOKS), None)
 
     def save(self, step: int, state: dict[str, Any], config: dict[str, Any]) -> Path:
         """Atomically write ``state`` at ``step``; prune this config's older checkpoints.

@@ -58,7 +58,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     killed_at = _checkpoint_steps(crashed)[-1]
     assert not (crashed.path / "models" / PAPER / "model").exists(), "no export from a killed run"
 
-    resumed = crashed.run("paperops", "train", PAPER)
+    resumed = crashed.run("paperops", "train", PAPER, timeout=1800)  # 2 shared cores can be slow
     assert f"resum" in (resumed.stdout + resumed.stderr).lower()
     assert f"{killed_at}" in resumed.stdout + resumed.stderr
 
@@ -71,7 +71,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert any("paperops.orphaned" in r.data.tags for r in runs if r.info.status == "KILLED")
 
     straight = _project(tmp_path / "b")
-    straight.run("paperops", "train", PAPER)
+    straight.run("paperops", "train", PAPER, timeout=1800)
     a, b = _weights(crashed), _weights(straight)
     assert a.keys() == b.keys()
     for key in a:
