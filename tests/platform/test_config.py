@@ -227,7 +227,7 @@ def test_cli_removed_section_exits_2_without_traceback(tmp_path: Path) -> None:
     write_params(tmp_path, data)
     proc = subprocess.run(
         [sys.executable, "-m", "components", "prepare", FIRST],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert f"{FIRST}: section missing" in proc.stderr and "Traceback" not in proc.stderr

@@ -59,7 +59,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert not (crashed.path / "models" / PAPER / "model").exists(), "no export from a killed run"
 
     resumed = crashed.run("paperops", "train", PAPER, timeout=1800)  # 2 shared cores can be slow
-    assert f"resum" in (resumed.stdout + resumed.stderr).lower()
+    assert "resum" in (resumed.stdout + resumed.stderr).lower()
     assert f"{killed_at}" in resumed.stdout + resumed.stderr
 
     # the killed run's MLflow record does not stay RUNNING forever: the rerun closed it as KILLED
