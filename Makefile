@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.paperops-installed
-PAPER  ?= noise2score
+PAPER  ?=
 
 # No telemetry from the tools, here or in CI.
 export DO_NOT_TRACK := 1
@@ -29,9 +29,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)  ## create .venv and install paperops with its test extras
 
-run: setup  ## the main job: `dvc repro` of every paper in params.yaml (local MLflow, local DVC cache)
-	dvc repro
-	@echo "Results: dvc metrics show | reports/*/results.md | make mlflow-ui | make serve"
+run: setup  ## the main job: `dvc repro` of every paper in params.yaml, then one summary line per paper
+	@rc=0; dvc repro || rc=$$?; \
+	echo; echo "== paperops status: gate verdict and version served, per paper"; \
+	$(BIN)/paperops status || { s=$$?; [ $$rc -ne 0 ] || rc=$$s; }; \
+	echo "Results: dvc metrics show | reports/*/results.md | make mlflow-ui | make serve PAPER=<name>"; \
+	exit $$rc
 
 test: setup  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
@@ -42,7 +45,8 @@ test-fast: setup  ## unit and contract tests only, without the end-to-end tool r
 flow: setup  ## the same pipeline as a Prefect flow (ephemeral mode unless PREFECT_API_URL is set)
 	$(BIN)/python -m flows
 
-serve: setup  ## serve the champion model of PAPER over HTTP on 127.0.0.1:3000
+serve: setup  ## serve the champion model of PAPER (make serve PAPER=<name>) on 127.0.0.1:3000
+	@test -n "$(PAPER)" || { echo "usage: make serve PAPER=<name>   (names: $(BIN)/paperops list)" >&2; exit 2; }
 	$(BIN)/paperops serve $(PAPER)
 
 mlflow-ui: setup  ## MLflow UI on http://127.0.0.1:5000 over the local store

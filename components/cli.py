@@ -1,9 +1,13 @@
 """``paperops``: the command line that dvc.yaml calls, and that people call by hand.
 
     paperops list
+    paperops validate [<paper> ...]  check params.yaml; record each paper's resolved config
     paperops prepare|train|evaluate|register <paper> [--scale S] [--params FILE]
     paperops run <paper>            all four stages in one process (no DVC, no Prefect)
+    paperops status                 one line per paper: gate verdict, version served
     paperops serve <paper>          the BentoML HTTP service of the champion model
+
+Exit codes: 0 done, 2 invalid params.yaml or usage (nothing written), 1 a stage failed.
 """
 
 from __future__ import annotations
@@ -41,6 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="List registered papers with arXiv id and title.")
+    validate = sub.add_parser(
+        "validate", help="Check params.yaml; write reports/<paper>/config.json for each paper named.",
+        description="Validate the whole params file (every paper, every scale; exit 2 naming each bad key, "
+        "nothing written). For each paper named, write its resolved config at the file's scale to "
+        "reports/<paper>/config.json, rewritten only when it changes: the DVC stage validate@<paper>, "
+        "which every later stage of the paper depends on, so an invalid params.yaml stops `dvc repro` "
+        "before DVC deletes any output.",
+    )
+    validate.add_argument("papers", nargs="*", choices=sorted(PAPERS), metavar="paper", help="papers to record")
+    validate.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    status = sub.add_parser(
+        "status", help="One line per paper: gate passed or why not, and the version served.",
+        description="After `dvc repro` (the end of `make run`): for each paper in params.yaml, the gate verdict "
+        "of its last registration (reports/<paper>/registration.json) and the registry version with the alias "
+        "'champion', which `paperops serve <paper>` serves.",
+    )
+    status.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     for stage, text in STAGE_HELP.items():
         _add_common(sub.add_parser(stage, help=text, description=text))
     run = sub.add_parser("run", help="Run prepare, train, evaluate and register in one process.",
@@ -99,10 +120,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     try:
-        params = load_params(args.params, scale=args.scale)
+        params = load_params(args.params, scale=getattr(args, "scale", None))
+        if args.command == "validate":
+            from components.outputs import write_resolved_config
+
+            for paper in args.papers:
+                write_resolved_config(Path.cwd(), params, paper)
+            return 0
+        if args.command != "status" and args.paper not in params.sections:
+            raise ConfigError(f"{args.paper}: no section in {args.params} (add `{args.paper}: {{}}` for the defaults)")
     except ConfigError as exc:
         print(f"paperops: invalid {args.params}:\n{exc}", file=sys.stderr)
         return 2
+    if args.command == "status":
+        from components.status import summary
+
+        print("\n".join(summary(Path.cwd(), params)))
+        return 0
     from components.stages import STAGES, run_stage
 
     stages = STAGES if args.command == "run" else (args.command,)

@@ -1,11 +1,11 @@
 """params.yaml -> validated, resolved config models.
 
-Layout of params.yaml::
+Layout of params.yaml (``scale``, ``papers`` and a section for every listed paper are required)::
 
     scale: default            # smoke | default | paper
-    papers:                   # the papers dvc.yaml runs (foreach), in order
-      - noise2score
-    noise2score:              # one section per paper
+    papers:                   # the papers dvc.yaml runs (foreach), in order, each once
+      - <paper>
+    <paper>:                  # one section per paper (a mapping; ``{}`` for all defaults)
       common: {...}           # overrides at every scale (e.g. a local dataset path)
       smoke: {...}            # tests: seconds
       default: {...}          # a laptop CPU
@@ -13,8 +13,10 @@ Layout of params.yaml::
 
 A paper's config is resolved as: the config model's defaults (the paper's values, cited in its
 ``config.py``) <- ``common`` <- the section of the chosen scale. Every paper and every scale is
-validated on load, so an unknown key, a wrong type or an out-of-range value stops any command
-before it does work, with an error that names the key.
+validated on load, so an unknown key, a key given twice, a wrong type (strictly: ``true`` is not an
+int, ``"3"`` is not a number; an int is a valid float) or an out-of-range value stops any command
+before it does work, with an error that names the key. Loading imports only each paper's
+``config`` module (``components.registry.config_model``), not the paper's heavy dependencies.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 SCALES = ("smoke", "default", "paper")
 Scale = Literal["smoke", "default", "paper"]
 SECTION_KEYS = ("common", *SCALES)
+TOP_KEYS = ("scale", "papers")
 
 
 class ConfigError(ValueError):
@@ -39,7 +44,12 @@ class ConfigError(ValueError):
 
 
 class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, values are immutable."""
+    """Base of every config model: unknown keys are errors, values are immutable.
+
+    params.yaml is validated in pydantic's strict JSON mode (see ``resolve``): no bool for an int,
+    no string for a number, no float for an int; an int is accepted for a float and a list for a
+    tuple. Python code that builds configs directly keeps pydantic's default (lax) mode.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,6 +61,51 @@ class PaperConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="auto picks cuda > mps > cpu."
     )
+
+
+# YAML 1.2 floats: PyYAML (YAML 1.1) reads ``1e-3`` (no dot) as a string; DVC's YAML 1.2 parser
+# reads it as a number, and so do we, so that strict validation accepts ``lr: 1e-3``.
+_FLOAT_12 = re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$")
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (naming key and lines)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader raises its own error below
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"key {key!r} given twice in one mapping (lines {first} and {line}); the later "
+                    "one would silently win",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a params file with ``ParamsLoader``.
+
+    Raises:
+        ConfigError: for invalid YAML or a duplicate key, with the line.
+    """
+    try:
+        return yaml.load(path.read_text(), Loader=ParamsLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,18 +129,46 @@ def _format_errors(prefix: str, err: ValidationError) -> list[str]:
     return lines
 
 
+def _not_json(value: Any, loc: str) -> str | None:
+    """The key of the first value JSON cannot carry (a YAML date, binary, a non-string key)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{loc}.{k!r}: keys must be strings"
+            found = _not_json(v, f"{loc}.{k}")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _not_json(v, f"{loc}.{i}")
+            if found:
+                return found
+        return None
+    if value is None or isinstance(value, str | bool | int) or (isinstance(value, float) and not math.isnan(value)):
+        return None
+    if isinstance(value, float):
+        return f"{loc}: NaN is not a valid setting"
+    return f"{loc}: {type(value).__name__} values are not allowed (got {value!r}); quote it to make it a string"
+
+
 def resolve(model: type[BaseModel], section: Mapping[str, Any] | None, scale: str, name: str) -> BaseModel:
-    """Build a paper's config for one scale from its params.yaml section.
+    """Build a paper's config for one scale from its params.yaml section (strict types).
 
     Raises:
-        ConfigError: naming ``<paper>.<scale>.<key>`` for every bad value.
+        ConfigError: naming ``<paper>[<scale>].<key>`` for every bad value.
     """
     section = dict(section or {})
     merged = deep_merge(section.get("common") or {}, section.get(scale) or {})
+    prefix = f"{name}[{scale}]"
+    bad = _not_json(merged, prefix)
+    if bad:
+        raise ConfigError(bad)
     try:
-        return model.model_validate(merged)
+        # strict JSON mode: no bool -> int, no str -> number; int -> float and list -> tuple are fine
+        return model.model_validate_json(json.dumps(merged, allow_nan=True), strict=True)
     except ValidationError as err:
-        raise ConfigError("\n".join(_format_errors(f"{name}[{scale}]", err))) from None
+        raise ConfigError("\n".join(_format_errors(prefix, err))) from None
 
 
 class Params(BaseModel):
@@ -99,14 +182,65 @@ class Params(BaseModel):
     path: Path
 
     def config(self, paper: str, scale: str | None = None) -> BaseModel:
-        """The resolved, validated config of ``paper`` at ``scale`` (default: the file's)."""
-        from components.registry import get_paper
+        """The resolved, validated config of ``paper`` at ``scale`` (default: the file's).
 
-        return resolve(get_paper(paper).config, self.sections.get(paper), scale or self.scale, paper)
+        Raises:
+            ConfigError: when params.yaml has no section for ``paper``.
+        """
+        from components.registry import config_model
+
+        if paper not in self.sections:
+            raise ConfigError(f"{paper}: no section in {self.path.name} (add `{paper}: {{}}` for the defaults)")
+        return resolve(config_model(paper), self.sections[paper], scale or self.scale, paper)
+
+
+def _check_top(raw: dict[str, Any], scale: str | None, known: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
+    """Validate ``scale`` and ``papers``: ``(scale, papers, problems)``."""
+    problems: list[str] = []
+    if "scale" not in raw:
+        problems.append(f"scale: missing (required; one of {', '.join(SCALES)})")
+    chosen = scale if scale is not None else raw.get("scale")
+    if "scale" in raw and raw["scale"] not in SCALES:
+        problems.append(f"scale: must be one of {', '.join(SCALES)} (got {raw['scale']!r})")
+    elif scale is not None and scale not in SCALES:
+        problems.append(f"--scale: must be one of {', '.join(SCALES)} (got {scale!r})")
+    papers: list[str] = []
+    if "papers" not in raw:
+        problems.append("papers: missing (required: the list of papers dvc.yaml runs)")
+    elif not isinstance(raw["papers"], list) or not all(isinstance(p, str) for p in raw["papers"]):
+        problems.append(f"papers: must be a list of paper names (got {raw['papers']!r})")
+    else:
+        papers = raw["papers"]
+        for p in sorted({p for p in papers if papers.count(p) > 1}):
+            problems.append(f"papers: {p!r} listed {papers.count(p)} times (list each paper once)")
+        for p in papers:
+            if p not in known:
+                problems.append(f"papers: unknown paper {p!r} (known: {', '.join(known)})")
+            elif p not in raw:
+                problems.append(f"{p}: section missing (papers: lists it); add `{p}: {{}}` for the defaults")
+    return str(chosen), papers, problems
+
+
+def _check_section(key: str, value: Any) -> list[str]:
+    """Shape of one paper section: a mapping of ``common``/scales to mappings."""
+    expected = ", ".join(SECTION_KEYS)
+    if not isinstance(value, dict):
+        got = "null (an empty value)" if value is None else repr(value)
+        return [f"{key}: must be a mapping with keys {expected} (got {got}); use `{key}: {{}}` for the defaults"]
+    problems = []
+    for sub, body in value.items():
+        if sub not in SECTION_KEYS:
+            problems.append(f"{key}.{sub}: unknown key (expected {expected})")
+        elif not isinstance(body, dict):
+            got = "null (an empty value)" if body is None else repr(body)
+            problems.append(f"{key}.{sub}: must be a mapping (got {got}); use `{sub}: {{}}` for none")
+    return problems
 
 
 def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> Params:
     """Read and validate params.yaml: every paper section at every scale.
+
+    Imports only the ``config`` module of each paper that has a section (not the paper itself).
 
     Args:
         path: the params file.
@@ -115,49 +249,33 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
     Raises:
         ConfigError: with one line per problem, each naming its key.
     """
-    from components.registry import PAPERS, get_paper
+    from components.registry import PAPERS, config_model
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path)
+    if raw is None:
+        raise ConfigError(f"{path}: empty (it needs scale, papers and one section per paper)")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+        raise ConfigError(f"{path}: top level must be a mapping (got {type(raw).__name__})")
 
-    problems: list[str] = []
-    chosen = scale if scale is not None else raw.get("scale", "default")
-    if chosen not in SCALES:
-        problems.append(f"scale: must be one of {', '.join(SCALES)} (got {chosen!r})")
-    papers = raw.get("papers", list(PAPERS))
-    if not isinstance(papers, list) or not all(isinstance(p, str) for p in papers):
-        problems.append("papers: must be a list of paper names")
-        papers = []
-    for p in papers:
-        if p not in PAPERS:
-            problems.append(f"papers: unknown paper {p!r} (known: {', '.join(PAPERS)})")
+    chosen, papers, problems = _check_top(raw, scale, PAPERS)
     sections: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
-        if key in ("scale", "papers"):
+        if key in TOP_KEYS:
             continue
         if key not in PAPERS:
             problems.append(f"{key}: unknown key (expected scale, papers or a paper: {', '.join(PAPERS)})")
             continue
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            problems.append(f"{key}: must be a mapping with keys {', '.join(SECTION_KEYS)}")
-            continue
-        for sub in value:
-            if sub not in SECTION_KEYS:
-                problems.append(f"{key}.{sub}: unknown key (expected {', '.join(SECTION_KEYS)})")
-        sections[key] = value
+        found = _check_section(str(key), value)
+        problems.extend(found)
+        if not found:
+            sections[key] = value
     if problems:
         raise ConfigError("\n".join(problems))
     for name, section in sections.items():
-        model = get_paper(name).config
+        model = config_model(name)
         for s in SCALES:
             try:
                 resolve(model, section, s, name)

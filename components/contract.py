@@ -35,6 +35,9 @@ class MetricLogger(Protocol):
     def log_figure(self, figure: Any, name: str) -> None: ...
     def log_table(self, table: Any, name: str) -> None: ...
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+    def flush(self) -> None:
+        """Make everything logged so far durable (the platform calls it at every checkpoint)."""
+        ...
 
 
 class NullLogger:
@@ -55,6 +58,9 @@ class NullLogger:
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
 
 def _plain_progress(iterable: Iterable[T], total: int | None = None, desc: str = "", **_: Any) -> Iterator[T]:
     yield from iterable
@@ -68,7 +74,7 @@ class RunContext:
     """What a step is given: where to read and write, which device, which seed, where to log.
 
     Attributes:
-        paper: registry name of the paper, e.g. ``"noise2score"``.
+        paper: registry name of the paper (a key of ``components.registry.PAPERS``).
         root: project root; the three artifact folders below live under it.
         device: the torch device the step runs on (auto-selected: cuda > mps > cpu).
         seed: the global seed of the run.

@@ -1,7 +1,7 @@
 """The four pipeline stages around a paper's pure steps: config, context, tracking, outputs.
 
-``run_stage("train", "noise2score")`` is what ``paperops train noise2score`` (and so the DVC stage
-``train@noise2score``) runs: validate params.yaml, resolve the paper's config at the chosen scale,
+``run_stage("train", "<paper>")`` is what ``paperops train <paper>`` (and so the DVC stage
+``train@<paper>``) runs: validate params.yaml, resolve the paper's config at the chosen scale,
 pick the device, seed, open the MLflow run of the stage, call the paper's step, write its outputs.
 """
 
@@ -12,7 +12,6 @@ import logging
 import os
 import random
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from components.checkpoint import hooked
 from components.config import Params, flatten, load_params
 from components.contract import RunContext
 from components.device import select_device
+from components.outputs import write_json_atomic
 from components.registry import get_paper
 
 log = logging.getLogger("paperops")
@@ -45,16 +46,6 @@ def tqdm_progress(iterable: Iterable[Any], total: int | None = None, desc: str =
         iterable, total=total, desc=desc, initial=initial, mininterval=2.0, file=sys.stderr,
         disable=os.environ.get("PAPEROPS_NO_PROGRESS") == "1", dynamic_ncols=True,
     )
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON via a temporary file and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 def read_metrics(report_dir: Path) -> dict[str, float]:
@@ -96,18 +87,27 @@ def run_stage(
     run_params = {**flatten(cfg), "scale": params.scale, "device.resolved": str(device)}
     with tracking.stage_run(root, paper_name, stage, params.scale, run_params) as logger:
         ctx = RunContext(paper_name, root, device, cfg.seed, logger, tqdm_progress, log)
-        if stage == "prepare":
-            return paper.prepare(cfg, ctx)
-        if stage == "train":
-            return paper.train(cfg, ctx)
-        if stage == "evaluate":
-            metrics = {k: float(v) for k, v in paper.evaluate(cfg, ctx).items()}
-            write_json_atomic(ctx.report_dir / "metrics.json", metrics)
-            logger.log_metrics(metrics)
-            return metrics
-        metrics = read_metrics(ctx.report_dir)
-        gate = paper.gate(metrics)
-        record = tracking.register_model(root, paper, ctx.model_dir, metrics, gate)
-        record["scale"] = params.scale
-        write_json_atomic(ctx.report_dir / "registration.json", record)
-        return record
+        # every checkpoint the paper writes flushes the logger first; a resume continues its curve
+        with hooked(ctx.checkpoint_dir, logger):
+            return _step(stage, paper, cfg, ctx, params, root)
+
+
+def _step(stage: str, paper: Any, cfg: Any, ctx: RunContext, params: Params, root: Path) -> Any:
+    """Call the paper's step of ``stage`` and write the stage's own outputs."""
+    from components import tracking
+
+    if stage == "prepare":
+        return paper.prepare(cfg, ctx)
+    if stage == "train":
+        return paper.train(cfg, ctx)
+    if stage == "evaluate":
+        metrics = {k: float(v) for k, v in paper.evaluate(cfg, ctx).items()}
+        write_json_atomic(ctx.report_dir / "metrics.json", metrics)
+        ctx.logger.log_metrics(metrics)
+        return metrics
+    metrics = read_metrics(ctx.report_dir)
+    gate = paper.gate(metrics)
+    record = tracking.register_model(root, paper, ctx.model_dir, metrics, gate)
+    record["scale"] = params.scale
+    write_json_atomic(ctx.report_dir / "registration.json", record)
+    return record

@@ -1,6 +1,6 @@
 """Prefect flows over the DVC pipeline defined in dvc.yaml.
 
-Each task reproduces exactly one DVC stage (``train@noise2score``) through DVC's API, so the DVC
+Each task reproduces exactly one DVC stage (``train@<paper>``) through DVC's API, so the DVC
 cache, dvc.lock and the remote stay the truth: a stage whose inputs did not change is skipped by
 DVC, as under ``dvc repro``. Prefect adds what DVC lacks: schedules (prefect.yaml), retries,
 logs, artifacts in the UI. Without ``PREFECT_API_URL`` the flows run in Prefect's ephemeral mode
@@ -22,7 +22,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-STAGES = ("prepare", "train", "evaluate", "register")
+# validate first: DVC deletes a stage's outputs before running it, so an invalid params.yaml must
+# stop the flow at validate@<paper>, which deletes nothing (see dvc.yaml).
+STAGES = ("validate", "prepare", "train", "evaluate", "register")
 
 
 def _env_for_dvc() -> None:
@@ -38,7 +40,7 @@ def dvc_stage(stage: str, paper: str, root: str) -> dict[str, Any]:
     """Reproduce the DVC stage ``<stage>@<paper>`` alone (its upstream already ran).
 
     Returns:
-        ``{"stage": "train@noise2score", "ran": bool}``: ``ran`` is False when DVC found the
+        ``{"stage": "train@<paper>", "ran": bool}``: ``ran`` is False when DVC found the
         stage up to date and skipped it. A retry after a crash resumes from the checkpoint.
     """
     from dvc.repo import Repo
@@ -67,8 +69,8 @@ def _publish_report(paper: str, root: Path) -> None:
 
 
 @flow(name="paper-pipeline", flow_run_name="{paper}", log_prints=True)
-def paper_pipeline(paper: str = "noise2score", root: str = ".") -> list[dict[str, Any]]:
-    """prepare -> train -> evaluate -> register for one paper, one task per DVC stage."""
+def paper_pipeline(paper: str, root: str = ".") -> list[dict[str, Any]]:
+    """validate -> prepare -> train -> evaluate -> register for one paper, one task per DVC stage."""
     root_path = Path(root).resolve()
     results = []
     for stage in STAGES:

@@ -4,7 +4,7 @@ Everything else (CLI, flows, services) goes through these functions; paper code 
 ``MetricLogger`` protocol of ``components.contract``.
 """
 
-from components.tracking.registry import CHAMPION, fetch_model, register_model
+from components.tracking.registry import CHAMPION, champion_version, fetch_model, register_model
 from components.tracking.runs import MlflowLogger, configure, stage_run, tracking_uri
 
-__all__ = ["CHAMPION", "MlflowLogger", "configure", "fetch_model", "register_model", "stage_run", "tracking_uri"]
+__all__ = ["CHAMPION", "MlflowLogger", "champion_version", "configure", "fetch_model", "register_model", "stage_run", "tracking_uri"]

@@ -3,7 +3,7 @@
 MLflow's "models from code": this file is stored with the model and executed on load; the weights
 travel as the artifact ``model_dir`` (model.safetensors + config.json) and the paper's name as
 ``model_config["paper"]``. Loading goes through the paper's own ``load``/``predict``, so
-``mlflow.pyfunc.load_model("models:/noise2score@champion")`` works without unpickling anything.
+``mlflow.pyfunc.load_model("models:/<paper>@champion")`` works without unpickling anything.
 """
 
 from __future__ import annotations

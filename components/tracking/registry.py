@@ -86,6 +86,15 @@ def register_model(
     }
 
 
+def champion_version(root: Path, paper: str) -> str | None:
+    """The registry version that holds the alias ``champion`` (what ``paperops serve`` serves)."""
+    client: MlflowClient = configure(root)
+    try:
+        return str(client.get_model_version_by_alias(paper, CHAMPION).version)
+    except MlflowException:  # no registered model of that name, or no alias yet
+        return None
+
+
 def fetch_model(root: Path, paper: str, alias: str = CHAMPION, version: str | None = None) -> Path:
     """Download a registered model and return its ``model_dir`` (model.safetensors + config.json).
 

@@ -86,3 +86,168 @@ def test_scale_override_and_helpers(tmp_path: Path) -> None:
     assert config_hash(cfg) == config_hash(params.config("noise2score"))
     assert config_hash(cfg) != config_hash(params.config("noise2score", scale="paper"))
     assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+
+
+# --- the params edge (issue 18, 1b): each bad edit is refused with a message naming the key ----
+
+FIRST = next(iter(yaml.safe_load((ROOT / "params.yaml").read_text())["papers"]))
+
+
+def _int_field(paper: str) -> str:
+    """A dotted path to an int field of ``paper``'s config (the first one, nested or not)."""
+    cfg = load_params(ROOT / "params.yaml").config(paper)
+
+    def walk(model, prefix: str) -> str | None:
+        for name, value in model:
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) and name != "seed":
+                return prefix + name
+            if hasattr(value, "model_fields"):
+                found = walk(value, prefix + name + ".")
+                if found:
+                    return found
+        return None
+
+    found = walk(cfg, "")
+    assert found, f"{paper} has an int field"
+    return found
+
+
+def _set(section: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        section = section.setdefault(key, {})
+    section[leaf] = value
+
+
+@pytest.mark.parametrize("value", [True, False, "3", 2.0])
+def test_strict_types_no_bool_or_string_for_an_int(tmp_path: Path, value) -> None:
+    data = base()
+    field = _int_field(FIRST)
+    data[FIRST]["smoke"] = data[FIRST].get("smoke") or {}
+    _set(data[FIRST]["smoke"], field, value)
+    with pytest.raises(ConfigError) as info:
+        load_params(write_params(tmp_path, data))
+    assert f"{FIRST}[smoke].{field}" in str(info.value)
+    assert "valid integer" in str(info.value)
+
+
+def test_ints_and_yaml12_exponents_are_floats(tmp_path: Path) -> None:
+    """An int and ``1e-3`` (a string to PyYAML, a number to DVC) are both valid floats."""
+    path = tmp_path / "params.yaml"
+    from components.config import PaperConfig, resolve
+
+    class M(PaperConfig):
+        lr: float = 0.1
+
+    assert resolve(M, {"smoke": {"lr": 1}}, "smoke", "m").lr == 1.0
+    path.write_text("a: 1e-3\nb: -2.5E+2\nc: 1.0e-4\nd: e5\ne: 12\n")
+    from components.config import read_yaml
+
+    assert read_yaml(path) == {"a": 1e-3, "b": -250.0, "c": 1e-4, "d": "e5", "e": 12}
+    with pytest.raises(ConfigError, match=r"m\[smoke\]\.lr: Input should be a valid number"):
+        resolve(M, {"smoke": {"lr": True}}, "smoke", "m")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "empty"),
+        ("# only a comment\n", "empty"),
+        ("- a\n- b\n", "top level must be a mapping"),
+    ],
+)
+def test_empty_or_not_a_mapping(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load_params(path)
+
+
+def test_null_paper_section_is_refused(tmp_path: Path) -> None:
+    data = base()
+    data[FIRST] = None
+    with pytest.raises(ConfigError, match=rf"^{FIRST}: must be a mapping .*got null"):
+        load_params(write_params(tmp_path, data))
+    data = base()
+    data[FIRST]["smoke"] = None
+    with pytest.raises(ConfigError, match=rf"{FIRST}\.smoke: must be a mapping \(got null"):
+        load_params(write_params(tmp_path, data))
+
+
+def test_paper_listed_twice_is_refused(tmp_path: Path) -> None:
+    data = base()
+    data["papers"] = [*data["papers"], FIRST]
+    with pytest.raises(ConfigError, match=rf"papers: '{FIRST}' listed 2 times"):
+        load_params(write_params(tmp_path, data))
+
+
+def test_key_given_twice_is_refused_with_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("scale:"))
+    lines.insert(at + 1, "scale: smoke")  # the later one would silently win
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    assert f"key 'scale' given twice in one mapping (lines {at + 1} and {at + 2})" in str(info.value)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(f"scale: smoke\npapers: [{FIRST}]\n{FIRST}:\n  smoke: {{seed: 1, seed: 2}}\n")
+    with pytest.raises(ConfigError, match="key 'seed' given twice"):
+        load_params(nested)
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        f"scale: smoke\npapers: [{FIRST}]\n{FIRST}:\n  common: &c {{seed: 1}}\n  smoke:\n    <<: *c\n    seed: 2\n"
+    )
+    assert load_params(path).config(FIRST).seed == 2
+
+
+@pytest.mark.parametrize("key", ["scale", "papers"])
+def test_missing_top_level_key_is_refused(tmp_path: Path, key: str) -> None:
+    data = base()
+    del data[key]
+    with pytest.raises(ConfigError, match=rf"^{key}: missing \(required"):
+        load_params(write_params(tmp_path, data))
+
+
+def test_removed_section_is_named(tmp_path: Path) -> None:
+    data = base()
+    del data[FIRST]
+    with pytest.raises(ConfigError, match=rf"{FIRST}: section missing \(papers: lists it\)"):
+        load_params(write_params(tmp_path, data))
+
+
+def test_cli_removed_section_exits_2_without_traceback(tmp_path: Path) -> None:
+    data = base()
+    del data[FIRST]
+    write_params(tmp_path, data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "components", "prepare", FIRST],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{FIRST}: section missing" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_loading_params_imports_no_paper_beyond_its_config() -> None:
+    """Only ``<package>.config`` of each paper: no torch, no paper package ``__init__``."""
+    code = (
+        "import sys; from components.config import load_params; p = load_params(); "
+        "[p.config(x) for x in p.papers]; from components.registry import PAPERS; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'mlflow', 'numpy') "
+        "or (m.startswith('components.papers.') and not m.endswith('.config'))]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_config_model_is_the_papers_own() -> None:
+    from components.registry import PAPERS, config_model, get_paper
+
+    for name in PAPERS:
+        assert get_paper(name).config is config_model(name)

@@ -58,8 +58,8 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     killed_at = _checkpoint_steps(crashed)[-1]
     assert not (crashed.path / "models" / PAPER / "model").exists(), "no export from a killed run"
 
-    resumed = crashed.run("paperops", "train", PAPER)
-    assert f"resum" in (resumed.stdout + resumed.stderr).lower()
+    resumed = crashed.run("paperops", "train", PAPER, timeout=1800)  # 2 shared cores can be slow
+    assert "resum" in (resumed.stdout + resumed.stderr).lower()
     assert f"{killed_at}" in resumed.stdout + resumed.stderr
 
     # the killed run's MLflow record does not stay RUNNING forever: the rerun closed it as KILLED
@@ -71,8 +71,32 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert any("paperops.orphaned" in r.data.tags for r in runs if r.info.status == "KILLED")
 
     straight = _project(tmp_path / "b")
-    straight.run("paperops", "train", PAPER)
+    straight.run("paperops", "train", PAPER, timeout=1800)
     a, b = _weights(crashed), _weights(straight)
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] == b[key]).all(), f"{key} differs after resume"
+
+    # one loss curve across the kill: the resumed run holds every logged step exactly once, the
+    # same points as the uninterrupted run (the part before the checkpoint copied from the killed run)
+    resumed_run = next(r for r in runs if r.info.status == "FINISHED")
+    assert resumed_run.data.tags["paperops.resumed_from"].endswith(f"at step {killed_at}")
+    curves = _loss_curves(client, resumed_run.info.run_id)
+    straight_client = MlflowClient(tracking_uri=straight.env["MLFLOW_TRACKING_URI"])
+    (straight_run,) = straight_client.search_runs(
+        [straight_client.get_experiment_by_name(PAPER).experiment_id], "attributes.run_name = 'train'"
+    )
+    expected = _loss_curves(straight_client, straight_run.info.run_id)
+    assert expected and curves.keys() == expected.keys()
+    for key, points in curves.items():
+        steps = [step for step, _ in points]
+        assert len(steps) == len(set(steps)), f"{key}: a step logged twice across the resume"
+        assert points == expected[key], f"{key}: the resumed curve differs from the uninterrupted one"
+    assert any(step <= killed_at for pts in curves.values() for step, _ in pts), "the part before the kill is kept"
+
+
+def _loss_curves(client, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """``{metric: [(step, value), ...]}`` of a train run's loss metrics, in step order."""
+    run = client.get_run(run_id)
+    keys = [k for k in run.data.metrics if k.startswith("loss/")]
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}
