@@ -31,7 +31,7 @@ def fmt_diff(e: Estimate) -> str:
 def write_reports(ctx: RunContext, df: pd.DataFrame, tables: dict, metrics: dict[str, float], verdict: Gate,
                   cfg: EBCLRPaperConfig) -> None:
     """Write the tidy table, the markdown report and the figures; log the figures and the table."""
-    out = ctx.report_dir
+    out, nan = ctx.report_dir, float("nan")
     (out / "figures").mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "results.csv", index=False, float_format="%.4f")
     ctx.logger.log_table(df, "results.json")
@@ -63,6 +63,9 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, tables: dict, metrics: dict
         "",
         acc.to_markdown(index=False),
         "",
+        (f"Probes without a network, on the same split: raw pixels {metrics.get('anchor/pixels_probe_acc', nan):.3f}, "
+         f"each image's mean and std alone {metrics.get('anchor/mean_std_probe_acc', nan):.3f}."),
+        "",
         "## Paired differences, EBCLR minus X (same seeds, same test images)",
         "",
         "\n".join(f"- batch {r['batch_size']}, EBCLR - {NAMES[r['versus']]}: {fmt_diff(r['diff'])}"
@@ -82,7 +85,7 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, tables: dict, metrics: dict
         "",
         PAPER_CLAIM,
         "",
-        "## Gate (EBCLR above its random-init floor beyond noise, at every batch size; README.md says why)",
+        "## Gate (at the largest batch, EBCLR above its random-init floor beyond noise; README.md says why)",
         "",
         ("**met**" if verdict.passed else "**not met**: " + "; ".join(verdict.reasons)),
         "",

@@ -90,7 +90,7 @@ def model(tmp_path_factory: pytest.TempPathFactory):
     metrics = PAPER.evaluate(cfg, ctx)
     assert (ctx.report_dir / "results.csv").is_file() and (ctx.report_dir / "figures" / "accuracy_vs_steps.png").is_file()
     for key in ("b32/ebclr/probe_acc/mean", "b32/moco/random_probe_acc/half_width", "b32/ebclr_minus_floor/mean",
-                "b32/ebclr_minus_ebclr_lambda2_0/half_width", "b32/ebclr_minus_moco/se_test"):
+                "b32/ebclr_minus_ebclr_lambda2_0/half_width", "b32/ebclr_minus_moco/se_test", "anchor/mean_std_probe_acc"):
         assert key in metrics, key
     return PAPER.load(ctx.model_dir)
 
@@ -133,7 +133,9 @@ def test_gate() -> None:
     assert not inside.passed and "beyond noise" in inside.reasons[0]
     assert not gate({**good, "b16/ebclr_minus_floor/mean": -0.08}).passed
     two = {**good, **{k.replace("b16", "b64"): v for k, v in good.items()}, "b64/ebclr_minus_floor/mean": 0.01}
-    assert not gate(two).passed and gate(two).reasons[0].startswith("batch 64")
+    assert not gate(two).passed and gate(two).reasons[0].startswith("batch 64")  # the largest batch is gated
+    small_inside = {**two, "b64/ebclr_minus_floor/mean": 0.08, "b16/ebclr_minus_floor/mean": 0.01}
+    assert gate(small_inside).passed  # batch 16 is reported, not gated (README.md, "Gate")
     no_interval = {k: v for k, v in good.items() if k != "b16/ebclr_minus_floor/half_width"}
     assert not gate(no_interval).passed  # one seed: no interval, no champion
     assert not gate({}).passed
