@@ -2,8 +2,9 @@
 
 Images are numeric numpy arrays in [0, 1]: ``(H, W)`` one grey image, ``(N, H, W)`` a batch of grey
 images, ``(N, H, W, C)`` a batch with C = 1 or 3. They are resized (bilinear) to the model's side,
-converted to its channels (grey repeated to RGB, RGB averaged to grey) and mapped to [-1, 1] as in
-training (and standardised per image when the model was trained on standardised patches). Bounds: at most ``MAX_BATCH`` images, sides in [``MIN_SIDE``, ``MAX_SIDE``].
+converted to its channels (grey repeated to RGB, RGB averaged to grey), standardised per image when
+the model was trained on standardised patches, and mapped to [-1, 1] as in training. Bounds: at most
+``MAX_BATCH`` images, sides in [``MIN_SIDE``, ``MAX_SIDE``].
 """
 
 from __future__ import annotations
