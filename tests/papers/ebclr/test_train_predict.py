@@ -184,3 +184,14 @@ def test_runs_are_prefixes_across_step_budgets(tmp_path: Path) -> None:
         PAPER.train(cfg, ctx)
         snaps.append(_snap(ctx, "moco_b32_s0", 2))
     assert all(torch.equal(snaps[0][k], snaps[1][k]) for k in snaps[0])
+
+
+def test_predict_standardises_like_the_patch_task(model) -> None:
+    # A model trained on standardised patches sees served images standardised the same way (brightness removed).
+    from dataclasses import replace
+
+    patched = replace(model, config={**model.config, "patch_standardize": True})
+    img = 0.5 * np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    a, b = prepare_batch(patched, img), prepare_batch(patched, img + 0.2)
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert not torch.allclose(prepare_batch(model, img), prepare_batch(model, img + 0.2))
