@@ -2,8 +2,9 @@
 
 Kim and Ye, NeurIPS 2022; official code 1202kbs/EBCLR. Contrastive learning as a joint energy model
 of positive pairs: SimCLR's discriminative term plus a generative term whose negatives come from a
-clamped, count-annealed SGLD with a persistent replay buffer. Compared here with SimCLR and MoCo v2
-by linear-probe and k-NN accuracy per epoch at batch 128 and 16. See README.md in this folder.
+clamped, count-annealed SGLD with a persistent replay buffer. Compared here, over seeds and at matched
+optimiser steps, with its lambda2 = 0 ablation (NT-Xent only, same network), SimCLR and MoCo v2 by
+linear-probe and k-NN accuracy against the random-init floor. See README.md in this folder.
 """
 
 from components.contract import Paper

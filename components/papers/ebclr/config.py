@@ -17,12 +17,15 @@ from pydantic import Field, model_validator
 
 from components.config import PaperConfig, StrictModel
 
-Method = Literal["ebclr", "simclr", "moco"]
+Method = Literal["ebclr", "ebclr_lambda2_0", "simclr", "moco"]
+# ebclr_lambda2_0: the ablation of the issue, EBCLR's own no-BN LeakyReLU network, optimiser, data and
+# initialisation with lambda2 = 0, i.e. NT-Xent(-||.||^2) alone: what the generative term adds.
 
 
 class DataConfig(StrictModel):
-    source: Literal["digits", "mnist", "fmnist", "cifar10", "cifar100"] = Field(
-        "mnist", description="digits: scikit-learn's bundled digits; the others read data.path (no download)"
+    source: Literal["digits", "patches", "mnist", "fmnist", "cifar10", "cifar100"] = Field(
+        "mnist", description="digits: scikit-learn's bundled digits; patches: grey patches of the bundled scikit-image "
+        "photographs, labelled by photograph (components/blocks/data/patches.py); the others read data.path (no download)"
     )
     path: str | None = Field(
         "data/external", description="torchvision-layout folder for mnist/fmnist/cifar10/cifar100 (relative: to the root)"
@@ -30,6 +33,11 @@ class DataConfig(StrictModel):
     image_size: int = Field(28, ge=8, le=64, description="side the images are resized to (MNIST: 28)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="digits only: held-out fraction (stratified)")
     train_limit: int = Field(0, ge=0, description="use only the first N training images (0: all)")
+    patch: int = Field(32, ge=8, le=256, description="patches: crop side in the shrunk photograph")
+    patch_scale: float = Field(0.5, gt=0, le=1, description="patches: shrink factor of each photograph")
+    patches_train: int = Field(160, ge=1, le=10_000, description="patches: training patches per photograph")
+    patches_test: int = Field(150, ge=1, le=10_000, description="patches: test patches per photograph")
+    patch_standardize: bool = Field(True, description="patches: per-patch mean 0.5 / std 0.2 (brightness alone names some photos)")
     crop_scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop scale (configs_ebclr t.crop_scale)")
     noise_std: float = Field(0.03, ge=0, le=1, description="additive Gaussian noise (configs_ebclr t.noise_std)")
 
@@ -51,7 +59,7 @@ class EBCLRConfig(StrictModel):
     temperature: float = Field(0.1, gt=0, description="configs_ebclr temperature")
     lambda1: float = Field(0.001, ge=0, description="projection-norm penalty (lmda1)")
     lambda2: float = Field(0.1, ge=0, description="weight of the generative term (lmda2)")
-    lr: float = Field(2e-4, gt=0, le=1, description="Adam, constant (optim.init_lr at batch 128)")
+    lr: float = Field(2e-4, gt=0, le=1, description="Adam, constant (optim.init_lr at batch 128); also the ablation's")
     lr_small_batch: float = Field(1e-4, gt=0, le=1, description="Adam at batch <= small_batch (mnist_b16.yaml)")
     small_batch: int = Field(16, ge=1)
 
@@ -93,9 +101,15 @@ class MoCoConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    methods: tuple[Method, ...] = Field(("ebclr", "simclr", "moco"), min_length=1)
+    methods: tuple[Method, ...] = Field(("ebclr", "ebclr_lambda2_0", "simclr", "moco"), min_length=1,
+                                        description="the first is served; ebclr must come first for the gate")
     batch_sizes: tuple[int, ...] = Field((128, 16), min_length=1, description="the paper's batch-size study")
-    epochs: int = Field(200, ge=1, le=10_000, description="epochs per method and batch size")
+    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1, description="independent runs of every (method, batch)")
+    epochs: int = Field(200, ge=1, le=10_000, description="epochs per run when train.steps is 0")
+    steps: int = Field(0, ge=0, le=10_000_000, description="optimiser steps per run, the same for every method and "
+                       "batch size (matched steps); 0: epochs x steps per epoch of each batch size")
+    snapshots: int = Field(10, ge=1, le=1000, description="evaluated encoder snapshots per run, evenly spaced in steps "
+                           "(plus step 0, the random-init floor)")
     max_steps_per_epoch: int = Field(0, ge=0, description="cap on steps per epoch (0: a full pass)")
     cpu_threads: int = Field(
         1, ge=0, le=256, description="torch intra-op threads on CPU (0: torch's default). These convs are tiny: on "
@@ -106,8 +120,8 @@ class TrainConfig(StrictModel):
     def _check(self) -> TrainConfig:
         if any(b < 2 for b in self.batch_sizes):
             raise ValueError("train.batch_sizes must be >= 2 (contrastive losses need negatives)")
-        if len(set(self.methods)) != len(self.methods) or len(set(self.batch_sizes)) != len(self.batch_sizes):
-            raise ValueError("train.methods and train.batch_sizes must not repeat")
+        if any(len(set(v)) != len(v) for v in (self.methods, self.batch_sizes, self.seeds)):
+            raise ValueError("train.methods, train.batch_sizes and train.seeds must not repeat")
         return self
 
 

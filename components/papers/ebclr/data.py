@@ -4,7 +4,12 @@ Layout of ``data/ebclr/``::
 
     train_x.npy  float32 (N, C, S, S) in [0, 1]     train_y.npy  int64 (N,)
     test_x.npy   float32 (M, C, S, S) in [0, 1]     test_y.npy   int64 (M,)
-    manifest.json  source, sizes, classes
+    manifest.json  source, sizes, number of classes, class names
+
+Sources: scikit-learn's digits and grey patches of the bundled scikit-image photographs labelled by
+photograph (``patches``, components/blocks/data/patches.py: the default, a task whose random-init
+probe floor leaves room above it) are made here; MNIST / Fashion-MNIST / CIFAR-10/100 are read from
+``data.path`` (torchvision layout), never downloaded.
 
 Labels are never used by the self-supervised training; only the linear probe and k-NN see them.
 Augmentation (configs_ebclr/mnist_*.yaml ``t``): RandomResizedCrop(scale 0.08-1) then additive
@@ -20,7 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.blocks.data.vision import Split, add_noise, load_split, random_resized_crop
+from components.blocks.data.patches import photo_patches
+from components.blocks.data.vision import (
+    Split,
+    add_noise,
+    load_split,
+    random_resized_crop,
+)
 from components.contract import RunContext
 from components.papers.ebclr.config import DataConfig, EBCLRPaperConfig
 
@@ -33,7 +44,12 @@ def prepare(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     root = None
     if d.path is not None:
         root = Path(d.path) if Path(d.path).is_absolute() else ctx.root / d.path
-    split = load_split(d.source, root, d.image_size, d.test_fraction, cfg.seed)
+    names = None
+    if d.source == "patches":
+        split, names = photo_patches(patch=d.patch, size=d.image_size, scale=d.patch_scale, n_train=d.patches_train,
+                                     n_test=d.patches_test, standardize=d.patch_standardize, seed=cfg.seed)
+    else:
+        split = load_split(d.source, root, d.image_size, d.test_fraction, cfg.seed)
     if d.train_limit:
         split.train_x, split.train_y = split.train_x[: d.train_limit], split.train_y[: d.train_limit]
     out = ctx.data_dir
@@ -43,6 +59,7 @@ def prepare(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     manifest = {
         "source": d.source, "image_size": d.image_size, "channels": int(split.train_x.shape[1]),
         "n_classes": split.n_classes, "train": len(split.train_y), "test": len(split.test_y),
+        "classes": names or [str(c) for c in range(split.n_classes)],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     ctx.log.info("prepared %s: %d train, %d test images of %dx%d", d.source, len(split.train_y), len(split.test_y),
@@ -56,6 +73,12 @@ def load(data_dir: Path) -> Split:
         raise FileNotFoundError(f"{data_dir / 'manifest.json'} missing: run `paperops prepare ebclr` first")
     arrays = [torch.from_numpy(np.load(data_dir / f"{n}.npy")) for n in FILES]
     return Split(*arrays, json.loads((data_dir / "manifest.json").read_text())["n_classes"])
+
+
+def class_names(data_dir: Path, n_classes: int) -> list[str]:
+    """The class names in the manifest (digits: "0".."9"; patches: the photographs' names)."""
+    manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
+    return [str(c) for c in manifest.get("classes", range(n_classes))]
 
 
 def augment(x: torch.Tensor, d: DataConfig, gen: torch.Generator) -> torch.Tensor:

@@ -9,6 +9,9 @@ augmented views in [0, 1], ``encoder`` (what is evaluated) and ``state_dict``/``
   back to the buffer; loss = lambda2 * generative + NT-Xent(-||.||^2); Adam, constant lr.
   (The official loop also clamps Adam gradients to 3 std, but it iterates an ``itertools.chain``
   already consumed by the optimiser, so that code never runs; we leave it out too.)
+* EBCLR with lambda2 = 0 (``ebclr_lambda2_0``, the ablation): the same network, optimiser and data,
+  loss = NT-Xent(-||.||^2) only. With lambda2 = 0 the generative term (and its lambda1 penalty) has
+  no gradient, so the SGLD chains and the buffer are not run at all (they could not change the update).
 * SimCLR (libs/simclr.py): NT-Xent with cosine similarity, SGD momentum 0.9, wd 1e-4, lr 0.015 * B/128.
 * MoCo v2 (libs/moco.py): query net trained by InfoNCE against the momentum key of the other view
   and a FIFO queue of past keys; the key net is an EMA of the query net (updated before the key
@@ -64,14 +67,21 @@ class Method:
 
 
 class EBCLR(Method):
+    """EBCLR, or with ``lambda2 = 0`` its NT-Xent-only ablation (no SGLD, no buffer)."""
+
     name = "ebclr"
 
     def __init__(self, cfg: EBCLRPaperConfig, net: EncoderHead, batch_size: int, train_x: torch.Tensor,
-                 gen: torch.Generator, device: torch.device, amp: bool) -> None:
+                 gen: torch.Generator, device: torch.device, amp: bool, lambda2: float | None = None) -> None:
         e = cfg.ebclr
         lr = e.lr_small_batch if batch_size <= e.small_batch else e.lr  # mnist_b16.yaml: 1e-4
         super().__init__(net, torch.optim.Adam(net.parameters(), lr=lr), device, amp)
         self.cfg, self.gen = cfg, gen
+        self.lambda2 = e.lambda2 if lambda2 is None else lambda2
+        self.buffer: ReplayBuffer | None = None
+        if self.lambda2 == 0:
+            self.name = "ebclr_lambda2_0"
+            return
 
         def fresh(n: int) -> torch.Tensor:  # Buffer.__get_rand__ with CD_ratio 1: augmented data views
             idx = torch.randint(len(train_x), (n,), generator=gen)
@@ -80,22 +90,28 @@ class EBCLR(Method):
         self.buffer = ReplayBuffer(cfg.sgld.buffer_size, fresh, cfg.sgld.rho, cfg.sgld.init_count)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "buffer": self.buffer.state_dict()}
+        extra = {"buffer": self.buffer.state_dict()} if self.buffer is not None else {}
+        return {**super().state_dict(), **extra}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.buffer.load_state_dict(state["buffer"])
+        if self.buffer is not None:
+            self.buffer.load_state_dict(state["buffer"])
 
     def step(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, float]:
         e, dev = self.cfg.ebclr, self.device
         with self.autocast():
             z1, z2 = self.net(to_input(x1).to(dev)), self.net(to_input(x2).to(dev))
+            if self.buffer is None:  # lambda2 = 0: the loss is exactly the discriminative term
+                disc = nt_xent(z1.float(), z2.float(), e.temperature, similarity="neg_sq_dist")
+                self._update(disc)
+                return {"loss": float(disc.detach()), "discriminative": float(disc.detach())}
             x0, count = self.buffer.sample(len(x1), self.gen)
             ref = z2.detach().float()
             xn = sgld(lambda x: log_pdf(self.net(x).float(), ref, e.temperature), x0.to(dev), count, self.cfg.sgld, self.gen)
             self.buffer.update(xn.cpu())
             zn = self.net(xn)
-            terms = ebclr_loss(z1.float(), z2.float(), zn.float(), e.temperature, e.lambda1, e.lambda2)
+            terms = ebclr_loss(z1.float(), z2.float(), zn.float(), e.temperature, e.lambda1, self.lambda2)
         self._update(terms["loss"])
         return {k: float(v.detach()) for k, v in terms.items()}
 
@@ -155,10 +171,15 @@ class MoCo(Method):
 
 def build_method(method: str, cfg: EBCLRPaperConfig, batch_size: int, train_x: torch.Tensor, gen: torch.Generator,
                  device: torch.device, amp: bool) -> Method:
-    """A fresh ``Method`` (networks initialised from the global torch seed, set by the caller)."""
+    """A fresh ``Method`` (networks initialised from the global torch seed, set by the caller).
+
+    ``gen`` drives the method's own draws (SGLD noise, buffer, MoCo queue), not the data order or views.
+    """
     net = EncoderHead(method, int(train_x.shape[1]), cfg.model.width, cfg.model.proj_dim).to(device)
     if method == "ebclr":
         return EBCLR(cfg, net, batch_size, train_x, gen, device, amp)
+    if method == "ebclr_lambda2_0":
+        return EBCLR(cfg, net, batch_size, train_x, gen, device, amp, lambda2=0.0)
     if method == "simclr":
         return SimCLR(cfg, net, batch_size, device, amp)
     if method == "moco":

@@ -2,8 +2,9 @@
 
 Images are numeric numpy arrays in [0, 1]: ``(H, W)`` one grey image, ``(N, H, W)`` a batch of grey
 images, ``(N, H, W, C)`` a batch with C = 1 or 3. They are resized (bilinear) to the model's side,
-converted to its channels (grey repeated to RGB, RGB averaged to grey) and mapped to [-1, 1] as in
-training. Bounds: at most ``MAX_BATCH`` images, sides in [``MIN_SIDE``, ``MAX_SIDE``].
+converted to its channels (grey repeated to RGB, RGB averaged to grey), standardised per image when
+the model was trained on standardised patches, and mapped to [-1, 1] as in training. Bounds: at most
+``MAX_BATCH`` images, sides in [``MIN_SIDE``, ``MAX_SIDE``].
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from components.blocks.data.patches import standardize_patches
 from components.blocks.data.vision import resize
 from components.papers.ebclr.data import to_input
 from components.papers.ebclr.model import EBCLRModel
@@ -45,7 +47,10 @@ def prepare_batch(model: EBCLRModel, images: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
     if x.shape[1] != model.in_channels:
         x = x.mean(dim=1, keepdim=True) if model.in_channels == 1 else x.expand(-1, 3, -1, -1)
-    return to_input(resize(x, model.image_size).contiguous())
+    x = resize(x, model.image_size).contiguous()
+    if model.config.get("patch_standardize"):  # the patch task's per-patch mean / contrast (data.patch_standardize)
+        x = standardize_patches(x)
+    return to_input(x)
 
 
 @torch.inference_mode()

@@ -1,16 +1,29 @@
-"""Training: every (method, batch size) run for the same epoch budget, snapshots after every epoch.
+"""Training: every (seed, batch size, method) run for the same number of optimiser steps, with snapshots.
 
-The plan is ``[(method, B) for B in batch_sizes for method in methods]``, trained one after another
-with one global epoch counter; each run has its own seeded random stream. Per epoch: a fresh permutation of the training images, two augmented
-views per image, ``ceil(N / B)`` steps (libs/ebclr.py ``epoch_n_iter``; a last batch of one image
-is dropped), and the wall-clock time of the epoch. After each epoch the encoder is written to
-``models/ebclr/runs/<method>_b<B>/epoch-XXX.safetensors`` (epoch 0: the random initialisation, the
-evaluation's floor) and a checkpoint (current run's nets, optimiser, buffer or queue, the generator
-and the history) is saved, so a killed run resumes at its last epoch and ends with exactly the
-weights of an uninterrupted run (CPU, same seed).
+The plan is ``[(method, B, seed) for seed in seeds for B in batch_sizes for method in methods]``,
+trained one after another. A run makes ``steps`` optimiser steps (``train.steps``, the same for every
+method and batch size: the comparison is at matched steps; or, with ``train.steps: 0``, ``epochs`` x
+``ceil(N / B)`` steps as the paper counts them, libs/ebclr.py ``epoch_n_iter``; a last batch of one
+image is dropped). Batches walk through a fresh permutation of the training images per epoch, two
+augmented views per image.
+
+Random streams, so that comparisons are paired and runs independent:
+
+* data (permutation and views) and initialisation are seeded by ``(seed, seed of the run, B)`` only:
+  at one seed and batch size, EBCLR and its lambda2 = 0 ablation start from the same weights and see
+  the same views in the same order, so their difference is the generative term's; SimCLR and MoCo
+  see the same views too;
+* a method's own draws (SGLD noise, buffer, queue) come from a stream of its own;
+* no stream depends on another run, so a run is the same whatever was trained before it.
+
+``snapshots`` encoders per run, evenly spaced in steps, plus step 0 (the random initialisation, the
+evaluation's floor), are written to ``models/ebclr/runs/<method>_b<B>_s<seed>/step-XXXXXX.safetensors``;
+after each snapshot a checkpoint (the run's nets, optimiser, buffer or queue, both generators, the
+permutation and the history) is saved, so a killed run resumes at its last snapshot and ends with
+exactly the weights of an uninterrupted run (CPU, same seed).
 
 At the end the served model is exported: the first method's (EBCLR's) encoder at the first batch
-size, with a linear probe fitted on its frozen features of the training split.
+size and the first seed, with a linear probe fitted on its frozen features of the training split.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors.torch import save_file
@@ -29,22 +42,33 @@ from components.checkpoint import Checkpointer
 from components.config import config_hash
 from components.contract import RunContext
 from components.papers.ebclr.config import EBCLRPaperConfig
-from components.papers.ebclr.data import augment, load, to_input
+from components.papers.ebclr.data import augment, class_names, load, to_input
 from components.papers.ebclr.methods import build_method
 from components.papers.ebclr.model import build_encoder, export
 
 
-def plan(cfg: EBCLRPaperConfig) -> list[tuple[str, int]]:
-    """``[(method, batch_size)]`` in training order."""
-    return [(m, b) for b in cfg.train.batch_sizes for m in cfg.train.methods]
+class Run(NamedTuple):
+    method: str
+    batch_size: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return run_name(self.method, self.batch_size, self.seed)
 
 
-def run_name(method: str, batch_size: int) -> str:
-    return f"{method}_b{batch_size}"
+def plan(cfg: EBCLRPaperConfig) -> list[Run]:
+    """Every run, in training order."""
+    t = cfg.train
+    return [Run(m, b, s) for s in t.seeds for b in t.batch_sizes for m in t.methods]
 
 
-def snapshot_path(model_root: Path, method: str, batch_size: int, epoch: int) -> Path:
-    return Path(model_root) / "runs" / run_name(method, batch_size) / f"epoch-{epoch:03d}.safetensors"
+def run_name(method: str, batch_size: int, seed: int) -> str:
+    return f"{method}_b{batch_size}_s{seed}"
+
+
+def snapshot_path(model_root: Path, run: Run, step: int) -> Path:
+    return Path(model_root) / "runs" / run.name / f"step-{step:06d}.safetensors"
 
 
 def _save_snapshot(path: Path, encoder: torch.nn.Module) -> None:
@@ -55,7 +79,7 @@ def _save_snapshot(path: Path, encoder: torch.nn.Module) -> None:
 
 
 def load_snapshot(path: Path, method: str, in_channels: int, width: int) -> torch.nn.Module:
-    """An encoder from a per-epoch snapshot (safetensors), in eval mode."""
+    """An encoder from a snapshot (safetensors), in eval mode."""
     from safetensors.torch import load_file
 
     enc = build_encoder(method, in_channels, width)
@@ -76,59 +100,79 @@ def steps_per_epoch(n: int, batch_size: int, cap: int) -> int:
     return min(steps, cap) if cap else steps
 
 
+def run_steps(cfg: EBCLRPaperConfig, n: int, batch_size: int) -> int:
+    """Optimiser steps of a run: ``train.steps`` (matched across batch sizes) or ``epochs`` full passes."""
+    t = cfg.train
+    return t.steps or t.epochs * steps_per_epoch(n, batch_size, t.max_steps_per_epoch)
+
+
+def snapshot_steps(total: int, snapshots: int) -> list[int]:
+    """``[0, ..., total]``: step 0 and ``snapshots`` evenly spaced steps (fewer when ``total`` is small)."""
+    return sorted({round(i * total / snapshots) for i in range(snapshots + 1)})
+
+
+def _seed(cfg: EBCLRPaperConfig, run: Run) -> int:
+    """The (global seed, run seed, batch) stream: data order, views, initialisation. Not the method."""
+    return (cfg.seed * 1_000_003 + run.seed * 10_007 + run.batch_size) % (2**62)
+
+
 def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     """Train (or resume) every run of the plan, then export the served EBCLR model."""
     set_cpu_threads(cfg, ctx)
     split = load(ctx.data_dir)
+    n = len(split.train_x)
     runs = plan(cfg)
-    epochs = cfg.train.epochs
-    total = len(runs) * epochs
+    units = [(r, k) for r in range(len(runs)) for k in range(len(snapshot_steps(run_steps(cfg, n, runs[r].batch_size),
+                                                                                     cfg.train.snapshots)) - 1)]
     ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
-    gen = torch.Generator().manual_seed(cfg.seed)
     history: dict[str, dict[str, list[float]]] = {}
-    done, current, current_state = 0, None, None
+    done, saved = 0, None
     resumed = ckpt.latest()
     if resumed is not None:
-        done = int(resumed["step"])
-        gen.set_state(resumed["state"]["generator"])
-        history = resumed["state"]["history"]
-        current_state = resumed["state"]["method"]
-        ctx.log.info("resuming ebclr training after epoch %d of %d", done, total)
-
-    for g in ctx.progress(range(done, total), total=total, desc="ebclr train", initial=done):
-        r, epoch = divmod(g, epochs)
-        method, bs = runs[r]
-        key = run_name(method, bs)
-        if current is None or current.name != method or getattr(current, "batch_size", None) != bs:
-            torch.manual_seed(cfg.seed + r)  # initialisation of this run's networks
-            if epoch == 0:  # each run draws from its own stream: its curve depends on neither the other
-                gen.manual_seed(cfg.seed * 1009 + r)  # runs nor the epoch budget (8 epochs = a prefix of 14)
-            gen_state = gen.get_state()
-            current = build_method(method, cfg, bs, split.train_x, gen, ctx.device, ctx.use_amp)
-            current.batch_size = bs
-            if current_state is not None and epoch > 0:  # resume: the saved state replaces what build drew
-                current.load_state_dict(current_state)
-                gen.set_state(gen_state)
-            current_state = None
-            if epoch == 0:
-                _save_snapshot(snapshot_path(ctx.model_root, method, bs, 0), current.encoder)
-        hist = history.setdefault(key, {"epoch_seconds": [], "loss": []})
-        n = len(split.train_x)
-        steps = steps_per_epoch(n, bs, cfg.train.max_steps_per_epoch)
-        perm = torch.randperm(n, generator=gen)
-        current.net.train()
+        done, saved = int(resumed["step"]), resumed["state"]
+        history = saved["history"]
+        ctx.log.info("resuming ebclr training after unit %d of %d", done, len(units))
+    current = None
+    for g in ctx.progress(range(done, len(units)), total=len(units), desc="ebclr train", initial=done):
+        r, k = units[g]
+        run = runs[r]
+        total = run_steps(cfg, n, run.batch_size)
+        marks = snapshot_steps(total, cfg.train.snapshots)
+        if current is None or current[0] != r:
+            torch.manual_seed(_seed(cfg, run))  # initialisation: shared by EBCLR and its ablation
+            data_gen = torch.Generator().manual_seed(_seed(cfg, run))
+            method_gen = torch.Generator().manual_seed(_seed(cfg, run) * 31 + cfg.train.methods.index(run.method) + 1)
+            method = build_method(run.method, cfg, run.batch_size, split.train_x, method_gen, ctx.device, ctx.use_amp)
+            perm, pos = torch.zeros(0, dtype=torch.long), 0
+            if saved is not None and k > 0:  # resume inside this run: the saved state replaces what build drew
+                method.load_state_dict(saved["method"])
+                data_gen.set_state(saved["data_gen"])
+                method_gen.set_state(saved["method_gen"])
+                perm, pos = saved["perm"], int(saved["pos"])
+            saved = None
+            if k == 0:
+                _save_snapshot(snapshot_path(ctx.model_root, run, 0), method.encoder)
+            current = (r, method, data_gen, method_gen)
+        _, method, data_gen, method_gen = current
+        hist = history.setdefault(run.name, {"steps": [0], "seconds": [], "loss": []})
+        per_epoch = steps_per_epoch(n, run.batch_size, cfg.train.max_steps_per_epoch)
+        method.net.train()
         start, losses = time.perf_counter(), []
-        for i in range(steps):
-            x = split.train_x[perm[i * bs : (i + 1) * bs]]
-            out = current.step(augment(x, cfg.data, gen), augment(x, cfg.data, gen))
+        for _ in range(marks[k], marks[k + 1]):
+            if pos == 0:
+                perm = torch.randperm(n, generator=data_gen)  # a new epoch
+            x = split.train_x[perm[pos * run.batch_size : (pos + 1) * run.batch_size]]
+            pos = (pos + 1) % per_epoch
+            out = method.step(augment(x, cfg.data, data_gen), augment(x, cfg.data, data_gen))
             losses.append(out["loss"])
-        hist["epoch_seconds"].append(time.perf_counter() - start)
+        hist["steps"].append(marks[k + 1])
+        hist["seconds"].append(time.perf_counter() - start)
         hist["loss"].append(sum(losses) / max(len(losses), 1))
-        ctx.logger.log_metrics({f"train/{key}/loss": hist["loss"][-1], f"train/{key}/epoch_seconds": hist["epoch_seconds"][-1]},
-                               step=epoch + 1)
-        _save_snapshot(snapshot_path(ctx.model_root, method, bs, epoch + 1), current.encoder)
-        last = epoch + 1 == epochs
-        state = {"generator": gen.get_state(), "history": history, "method": {} if last else current.state_dict()}
+        ctx.logger.log_metrics({f"train/{run.name}/loss": hist["loss"][-1]}, step=marks[k + 1])
+        _save_snapshot(snapshot_path(ctx.model_root, run, marks[k + 1]), method.encoder)
+        last = k + 2 == len(marks)
+        state = {"history": history, "method": {} if last else method.state_dict(), "data_gen": data_gen.get_state(),
+                 "method_gen": method_gen.get_state(), "perm": perm, "pos": pos}
         ckpt.save(g + 1, state, cfg.model_dump(mode="json"))
 
     (ctx.model_root / "train_history.json").write_text(json.dumps(history, indent=2))
@@ -136,16 +180,18 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
 
 
 def _export(cfg: EBCLRPaperConfig, ctx: RunContext, split: Any) -> None:
-    method, bs = plan(cfg)[0]
+    run = plan(cfg)[0]
     channels = int(split.train_x.shape[1])
-    encoder = load_snapshot(snapshot_path(ctx.model_root, method, bs, cfg.train.epochs), method, channels, cfg.model.width)
+    last = run_steps(cfg, len(split.train_x), run.batch_size)
+    encoder = load_snapshot(snapshot_path(ctx.model_root, run, last), run.method, channels, cfg.model.width)
     z = embed(encoder, to_input(split.train_x))
     e = cfg.eval
     probe = fit_linear_probe(z, split.train_y, split.n_classes, e.probe, e.probe_epochs, e.probe_weight_decay, seed=cfg.seed)
     config = {
-        "paper": "ebclr", "method": method, "batch_size": bs, "epochs": cfg.train.epochs, "width": cfg.model.width,
-        "in_channels": channels, "image_size": cfg.data.image_size, "source": cfg.data.source,
-        "classes": [str(c) for c in range(split.n_classes)], "feature_dim": int(z.shape[1]),
+        "paper": "ebclr", "method": run.method, "batch_size": run.batch_size, "seed": run.seed, "steps": last,
+        "width": cfg.model.width, "in_channels": channels, "image_size": cfg.data.image_size, "source": cfg.data.source,
+        "patch_standardize": cfg.data.source == "patches" and cfg.data.patch_standardize,
+        "classes": class_names(ctx.data_dir, split.n_classes), "feature_dim": int(z.shape[1]),
         "probe_train_accuracy": probe.accuracy(z, split.train_y),
     }
     export(ctx.model_dir, encoder, probe, config)

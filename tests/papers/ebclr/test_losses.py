@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from components.papers.ebclr.losses import (
-    cosine, ebclr_generative, ebclr_loss, infonce_queue, log_pdf, neg_sq_dist, nt_xent,
+    cosine,
+    ebclr_generative,
+    ebclr_loss,
+    infonce_queue,
+    log_pdf,
+    neg_sq_dist,
+    nt_xent,
 )
 
 
@@ -99,3 +105,26 @@ def test_infonce_queue() -> None:
     assert k.grad is None and q.grad is not None  # keys are targets only (momentum encoder)
     assert infonce_queue(k, k, queue) < loss  # matching keys score better
     assert math.isfinite(float(loss))
+
+
+def test_ablation_step_loss_is_nt_xent() -> None:
+    # EBCLR with lambda2 = 0: the loss it differentiates is exactly NT-Xent with sim = -||.||^2, and no SGLD runs.
+    from components.blocks.data.vision import digits
+    from components.papers.ebclr.config import EBCLRPaperConfig
+    from components.papers.ebclr.data import augment, to_input
+    from components.papers.ebclr.methods import build_method
+
+    cfg = EBCLRPaperConfig.model_validate({"model": {"width": 4, "proj_dim": 8}, "sgld": {"buffer_size": 16}})
+    x = digits(16).train_x[:16]
+    gen = torch.Generator().manual_seed(0)
+    v1, v2 = augment(x, cfg.data, gen), augment(x, cfg.data, gen)
+    torch.manual_seed(0)
+    m = build_method("ebclr_lambda2_0", cfg, 16, x, torch.Generator().manual_seed(1), torch.device("cpu"), False)
+    assert m.buffer is None and m.name == "ebclr_lambda2_0"
+    with torch.no_grad():
+        expected = nt_xent(m.net(to_input(v1)), m.net(to_input(v2)), 0.1, "neg_sq_dist")
+    out = m.step(v1, v2)
+    assert abs(out["loss"] - float(expected)) < 1e-5 and "generative" not in out
+    # the full EBCLR at lambda2 = 0 would give the same value: lambda2 * generative + discriminative
+    z1, z2, zn = _z(), _z(seed=1), _z(seed=2)
+    assert torch.allclose(ebclr_loss(z1, z2, zn, 0.1, 1e-3, 0.0)["loss"], nt_xent(z1, z2, 0.1, "neg_sq_dist"))

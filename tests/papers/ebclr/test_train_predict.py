@@ -23,12 +23,13 @@ SMALL = {
     "model": {"width": 4, "proj_dim": 16},
     "sgld": {"iters": 2, "buffer_size": 64},
     "moco": {"queue_size": 32, "key_momentum": 0.9},
-    "train": {"batch_sizes": [32], "epochs": 2, "max_steps_per_epoch": 2, "methods": ["ebclr", "moco"]},
+    "train": {"batch_sizes": [32], "seeds": [0, 1], "steps": 4, "snapshots": 2,
+              "methods": ["ebclr", "ebclr_lambda2_0", "moco"]},
     "eval": {"probe_epochs": 10},
 }
 
 
-@pytest.mark.parametrize("method", ["ebclr", "simclr"])
+@pytest.mark.parametrize("method", ["ebclr", "ebclr_lambda2_0", "simclr"])
 def test_loss_falls_on_a_fixed_batch(method: str) -> None:
     torch.manual_seed(0)
     cfg = EBCLRPaperConfig.model_validate({**SMALL, "ebclr": {"lr": 2e-3}, "simclr": {"lr": 0.1}})
@@ -36,7 +37,7 @@ def test_loss_falls_on_a_fixed_batch(method: str) -> None:
     gen = torch.Generator().manual_seed(0)
     m = build_method(method, cfg, 32, x, gen, torch.device("cpu"), False)
     v1, v2 = augment(x, cfg.data, gen), augment(x, cfg.data, gen)
-    key = "discriminative" if method == "ebclr" else "loss"
+    key = "discriminative" if method.startswith("ebclr") else "loss"
     losses = [m.step(v1, v2)[key] for _ in range(12)]
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.05, losses
 
@@ -68,7 +69,7 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
     PAPER.prepare(cfg, full)
     PAPER.train(cfg, full)
 
-    crashed = RunContext("ebclr", tmp_path / "crashed", progress=_stop_after(1))  # dies inside EBCLR's run
+    crashed = RunContext("ebclr", tmp_path / "crashed", progress=_stop_after(1))  # dies inside EBCLR's first run
     PAPER.prepare(cfg, crashed)
     with pytest.raises(Interrupted):
         PAPER.train(cfg, crashed)
@@ -82,13 +83,15 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory):
-    cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "epochs": 1}})
+    cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "steps": 2, "snapshots": 1}})
     ctx = RunContext("ebclr", tmp_path_factory.mktemp("model"))
     PAPER.prepare(cfg, ctx)
     PAPER.train(cfg, ctx)
     metrics = PAPER.evaluate(cfg, ctx)
-    assert (ctx.report_dir / "results.csv").is_file() and (ctx.report_dir / "figures" / "accuracy_vs_epochs.png").is_file()
-    assert "ebclr_b32/probe_acc" in metrics and "moco_b32/random_knn_acc" in metrics
+    assert (ctx.report_dir / "results.csv").is_file() and (ctx.report_dir / "figures" / "accuracy_vs_steps.png").is_file()
+    for key in ("b32/ebclr/probe_acc/mean", "b32/moco/random_probe_acc/half_width", "b32/ebclr_minus_floor/mean",
+                "b32/ebclr_minus_ebclr_lambda2_0/half_width", "b32/ebclr_minus_moco/se_test", "anchor/mean_std_probe_acc"):
+        assert key in metrics, key
     return PAPER.load(ctx.model_dir)
 
 
@@ -123,22 +126,72 @@ def test_predict_rejects_bad_input(model, images, fragment: str) -> None:
 
 
 def test_gate() -> None:
-    good = {"ebclr_b16/probe_acc": 0.9, "ebclr_b16/random_probe_acc": 0.5, "simclr_b16/probe_acc": 0.8,
-            "moco_b16/probe_acc": 0.85}
-    assert gate(good).passed
-    bad = gate({**good, "moco_b16/probe_acc": 0.95})
-    assert not bad.passed and "moco" in bad.reasons[0]
-    assert not gate({**good, "ebclr_b16/random_probe_acc": 0.95}).passed
+    good = {"b16/ebclr/probe_acc/mean": 0.6, "b16/ebclr_minus_floor/mean": 0.08, "b16/ebclr_minus_floor/half_width": 0.03,
+            "b16/ebclr_minus_simclr/mean": -0.05, "b16/ebclr_minus_simclr/half_width": 0.01}
+    assert gate(good).passed  # only the floor is gated (README.md says why)
+    inside = gate({**good, "b16/ebclr_minus_floor/half_width": 0.09})
+    assert not inside.passed and "beyond noise" in inside.reasons[0]
+    assert not gate({**good, "b16/ebclr_minus_floor/mean": -0.08}).passed
+    two = {**good, **{k.replace("b16", "b64"): v for k, v in good.items()}, "b64/ebclr_minus_floor/mean": 0.01}
+    assert not gate(two).passed and gate(two).reasons[0].startswith("batch 64")  # the largest batch is gated
+    small_inside = {**two, "b64/ebclr_minus_floor/mean": 0.08, "b16/ebclr_minus_floor/mean": 0.01}
+    assert gate(small_inside).passed  # batch 16 is reported, not gated (README.md, "Gate")
+    no_interval = {k: v for k, v in good.items() if k != "b16/ebclr_minus_floor/half_width"}
+    assert not gate(no_interval).passed  # one seed: no interval, no champion
     assert not gate({}).passed
 
 
-def test_runs_are_prefixes_across_epoch_budgets(tmp_path: Path) -> None:
-    # Each run draws from its own stream: MoCo's first epoch is the same whether EBCLR ran 1 or 2 epochs before it.
-    snaps = []
-    for epochs in (1, 2):
-        cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "epochs": epochs}})
-        ctx = RunContext("ebclr", tmp_path / str(epochs))
+def _snap(ctx: RunContext, run: str, step: int) -> dict[str, torch.Tensor]:
+    return load_file(str(ctx.model_root / "runs" / run / f"step-{step:06d}.safetensors"))
+
+
+def test_seeds_are_independent_runs(tmp_path: Path) -> None:
+    # Seed 1's runs are the same whether seed 0 was trained before them or not, and differ from seed 0's.
+    ctxs = {}
+    for seeds in ((0, 1), (1,)):
+        cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "seeds": list(seeds)}})
+        ctx = RunContext("ebclr", tmp_path / "-".join(map(str, seeds)))
         PAPER.prepare(cfg, ctx)
         PAPER.train(cfg, ctx)
-        snaps.append(load_file(str(ctx.model_root / "runs" / "moco_b32" / "epoch-001.safetensors")))
+        ctxs[seeds] = ctx
+    for m in ("ebclr", "moco"):
+        a, b = _snap(ctxs[(0, 1)], f"{m}_b32_s1", 4), _snap(ctxs[(1,)], f"{m}_b32_s1", 4)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        s0 = _snap(ctxs[(0, 1)], f"{m}_b32_s0", 4)
+        assert not all(torch.equal(a[k], s0[k]) for k in a)
+
+
+def test_ablation_is_paired_with_ebclr(tmp_path: Path) -> None:
+    # EBCLR and its lambda2 = 0 ablation start from the same weights (same seed): their difference is the
+    # generative term's; after training they differ.
+    cfg = EBCLRPaperConfig.model_validate(SMALL)
+    ctx = RunContext("ebclr", tmp_path)
+    PAPER.prepare(cfg, ctx)
+    PAPER.train(cfg, ctx)
+    a0, b0 = _snap(ctx, "ebclr_b32_s0", 0), _snap(ctx, "ebclr_lambda2_0_b32_s0", 0)
+    assert all(torch.equal(a0[k], b0[k]) for k in a0)
+    a, b = _snap(ctx, "ebclr_b32_s0", 4), _snap(ctx, "ebclr_lambda2_0_b32_s0", 4)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_runs_are_prefixes_across_step_budgets(tmp_path: Path) -> None:
+    # Each run draws from its own streams: MoCo's step-2 weights are the same whether runs last 2 or 4 steps.
+    snaps = []
+    for steps, snapshots in ((2, 1), (4, 2)):
+        cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "steps": steps, "snapshots": snapshots}})
+        ctx = RunContext("ebclr", tmp_path / str(steps))
+        PAPER.prepare(cfg, ctx)
+        PAPER.train(cfg, ctx)
+        snaps.append(_snap(ctx, "moco_b32_s0", 2))
     assert all(torch.equal(snaps[0][k], snaps[1][k]) for k in snaps[0])
+
+
+def test_predict_standardises_like_the_patch_task(model) -> None:
+    # A model trained on standardised patches sees served images standardised the same way (brightness removed).
+    from dataclasses import replace
+
+    patched = replace(model, config={**model.config, "patch_standardize": True})
+    img = 0.5 * np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    a, b = prepare_batch(patched, img), prepare_batch(patched, img + 0.2)
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert not torch.allclose(prepare_batch(model, img), prepare_batch(model, img + 0.2))
