@@ -112,7 +112,10 @@ class EvalConfig(StrictModel):
     tv_iters: int = Field(300, ge=1, le=100_000, description="Chambolle-Pock iterations of TV-CS")
     noninferiority_db: float = Field(0.5, ge=0, description="'matches': CCDF - 1000 steps > -this, at z standard errors")
     z: float = Field(2.0, gt=0, description="standard errors a gated difference must clear")
-    gate_classical: tuple[str, ...] = Field(("inpaint", "mri_x4", "mri_x8"), description="tasks where 'beats the classical baseline' (PSNR) is gated")
+    gate_full: tuple[str, ...] = Field(("sr", "inpaint", "mri_x4", "mri_x8"), description="tasks where 'matches 1000 steps from noise' is gated")
+    gate_psnr_over: tuple[str, ...] = Field(("sr:bicubic", "inpaint:tv", "mri_x4:tv", "mri_x8:tv"),
+                                            description="'task:baseline' pairs where CCDF must beat the classical baseline in PSNR")
+    gate_swd_under: tuple[str, ...] = Field((), description="'task:baseline' pairs where CCDF's patch SWD must be below the baseline's")
     max_gate_steps: int = Field(20, ge=1, description="gate: N' of CCDF at most this (paper: 20)")
 
 

@@ -21,27 +21,30 @@ smaller t0. The paper's absolute numbers (256x256 faces / knees, ADM / NCSN++ ne
 days) are not comparable to 64x64 grey images and a 0.27M-parameter network trained for two
 minutes on a CPU; the check here is the relations, paired over images with standard errors."""
 
-COLUMNS = ["method", "nfe", "images", "psnr", "ssim", "swd", "null_err", "ccdf_minus", "ccdf_minus_se", "wall_s"]
+COLUMNS = ["method", "nfe", "images", "psnr", "ssim", "swd", "null_err", "ccdf_minus", "ccdf_minus_se", "ccdf_minus_swd",
+           "ccdf_minus_swd_se", "wall_s"]
 
 
 def _gate_lines(metrics: dict[str, float], tasks: list[str]) -> list[str]:
     z = metrics.get("gate/z", 2.0)
-    lines = ["| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise | - 1000 from noise | "
-             "- classical (each) | classical gated |", "|---|---|---|---|---|---|---|"]
+    lines = ["| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise (dB) | - 1000 from noise (dB) | "
+             "- classical, PSNR dB | - classical, patch SWD |", "|---|---|---|---|---|---|---|"]
 
-    def fmt(t: str, name: str) -> str:
-        d, se = metrics.get(f"{t}/gate/d_{name}", math.nan), metrics.get(f"{t}/gate/d_{name}_se", math.nan)
+    def fmt(t: str, name: str, kind: str = "d", gated: str | None = None) -> str:
+        d, se = metrics.get(f"{t}/gate/{kind}_{name}", math.nan), metrics.get(f"{t}/gate/{kind}_{name}_se", math.nan)
         if math.isnan(d):
             return "not run"
-        return f"{d:+.2f} +- {se:.2f} ({'beyond' if abs(d) > z * se else 'within'} {z:g} se)"
+        g = "" if gated is None else (" **gated**" if metrics.get(gated, 0) > 0 else " (reported)")
+        return f"{d:+.2f} +- {se:.2f} ({'beyond' if abs(d) > z * se else 'within'} {z:g} se){g}"
 
     for t in tasks:
         init = next((k.rsplit("init_", 1)[1] for k in metrics if k.startswith(f"{t}/select/init_")), "?")
         classical = [k.split("/gate/d_")[1] for k in metrics if k.startswith(f"{t}/gate/d_classical_") and not k.endswith("_se")]
-        cl = "; ".join(f"{c.removeprefix('classical_')}: {fmt(t, c)}" for c in classical)
+        cp = "; ".join(f"{c.removeprefix('classical_')}: {fmt(t, c, 'd', f'{t}/gate/psnr_gated_{c}')}" for c in classical)
+        cs = "; ".join(f"{c.removeprefix('classical_')}: {fmt(t, c, 'dswd', f'{t}/gate/swd_gated_{c}')}" for c in classical)
         lines.append(f"| {t} | {init}, {metrics.get(f'{t}/select/t0', math.nan):g}, {metrics.get(f'{t}/select/n_prime', math.nan):g} | "
-                     f"{metrics.get(f'{t}/gate/ccdf_psnr', math.nan):.2f} | {fmt(t, 'noise')} | {fmt(t, 'full')} | {cl} | "
-                     f"{'yes' if metrics.get(f'{t}/gate/classical_gated', 0) else 'no (reported)'} |")
+                     f"{metrics.get(f'{t}/gate/ccdf_psnr', math.nan):.2f} | {fmt(t, 'noise')} **gated** | "
+                     f"{fmt(t, 'full', 'd', f'{t}/gate/full_gated')} | {cp} | {cs} |")
     return lines
 
 
