@@ -27,11 +27,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components.blocks.data.images import folder_images, random_patches, skimage_images, split_by_image
+from components.blocks.data.images import (
+    folder_images,
+    random_patches,
+    skimage_images,
+    split_by_image,
+)
 from components.blocks.data.phantoms import phantoms
 from components.contract import RunContext
 from components.papers.ccdf.config import CCDFConfig
-from components.papers.ccdf.mri_data import bundled_volume_path, load_nifti_slices, split_slices
+from components.papers.ccdf.mri_data import (
+    bundled_volume_path,
+    load_nifti_slices,
+    split_slices,
+)
 
 EVAL_SEED_OFFSET = 10_000  # evaluation phantoms come from seeds disjoint from training
 MAX_NPY_BYTES = 512 * 1024 * 1024

@@ -221,7 +221,7 @@ def gate(metrics: dict[str, float]) -> Gate:
         if not n <= cap:
             reasons.append(f"{t}: CCDF ran N' = {n:g} steps; the claim is about N' <= {cap:g}")
 
-        def diff(name: str, kind: str = "d") -> tuple[float, float]:
+        def diff(name: str, kind: str = "d", t: str = t) -> tuple[float, float]:
             return metrics.get(f"{t}/gate/{kind}_{name}", math.nan), metrics.get(f"{t}/gate/{kind}_{name}_se", math.nan)
 
         d, se = diff("noise")

@@ -21,7 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components.blocks.physics.operators import Downsample, FourierSampling, Masking, fft2c
+from components.blocks.physics.operators import (
+    Downsample,
+    FourierSampling,
+    Masking,
+    fft2c,
+)
 from components.papers.ccdf.config import TaskConfig
 from components.papers.ccdf.model import CCDFModel
 from components.papers.ccdf.solver import ccdf, n_prime

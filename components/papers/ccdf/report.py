@@ -27,8 +27,8 @@ COLUMNS = ["method", "nfe", "images", "psnr", "ssim", "swd", "null_err", "ccdf_m
 
 def _gate_lines(metrics: dict[str, float], tasks: list[str]) -> list[str]:
     z = metrics.get("gate/z", 2.0)
-    lines = ["| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise (dB) | - 1000 from noise (dB) | "
-             "- classical, PSNR dB | - classical, patch SWD |", "|---|---|---|---|---|---|---|"]
+    lines = [("| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise (dB) | - 1000 from noise (dB) | "
+              "- classical, PSNR dB | - classical, patch SWD |"), "|---|---|---|---|---|---|---|"]
 
     def fmt(t: str, name: str, kind: str = "d", gated: str | None = None) -> str:
         d, se = metrics.get(f"{t}/gate/{kind}_{name}", math.nan), metrics.get(f"{t}/gate/{kind}_{name}_se", math.nan)
@@ -64,7 +64,7 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[st
     tasks = list(dict.fromkeys(df.task))
     g = gate(metrics)
     md = ["# CCDF (arXiv 2112.05146): results", "",
-          "Command: `paperops run ccdf` (default scale of params.yaml). "
+          ("Command: `paperops run ccdf` (default scale of params.yaml). "
           f"Test images: {cfg.data.size}x{cfg.data.size} grey, never trained on: photographs "
           f"{', '.join(cfg.data.test_photos)} (two views each) for sr / inpaint; real MR slices "
           f"{cfg.data.mri_test_slices[0]}..{cfg.data.mri_test_slices[1]} of the volume (training slices "
@@ -73,7 +73,7 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[st
           "PSNR in dB on [0, 1]; SWD = sliced Wasserstein distance of 7x7 patch distributions (x100, lower = closer "
           "texture); null_err = RMSE of the error's null-space part (I - A^+ A)(x_hat - x) (SR only: the part data "
           "consistency cannot fix); ccdf_minus +- se = paired per-image PSNR difference of the chosen CCDF minus that "
-          "row, with its standard error, over the row's images (one fixed sampler seed).", "",
+          "row, with its standard error, over the row's images (one fixed sampler seed)."), "",
           f"## Gate: {'PASSED' if g.passed else 'NOT passed'}", "", *_gate_lines(metrics, tasks), ""]
     if not g.passed:
         md += ["Reasons:", "", *[f"* {r}" for r in g.reasons], ""]

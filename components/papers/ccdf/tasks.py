@@ -22,7 +22,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from components.blocks.physics.masks import box_mask, cartesian_mask, variable_density_mask
+from components.blocks.physics.masks import (
+    box_mask,
+    cartesian_mask,
+    variable_density_mask,
+)
 from components.blocks.physics.operators import Downsample, FourierSampling, Masking
 from components.blocks.physics.tv import tv_reconstruct
 from components.papers.ccdf.config import TaskConfig

@@ -16,6 +16,7 @@ and clipping): the error contracts geometrically in N', as Theorem 1 states
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -52,7 +53,7 @@ def contraction_bound(n: int) -> float:
 def runs(x0_hat: torch.Tensor, op, y: torch.Tensor, t0: float) -> torch.Tensor:
     """CCDF from ``x0_hat`` ``(1, 1, H, W)`` as a batch of SEEDS independent sampler draws; the same
     generator seed in every call, so run b of one call and run b of another share their noise."""
-    rep = lambda z: z.expand(SEEDS, *z.shape[1:])  # noqa: E731
+    rep = lambda z: z.expand(SEEDS, *z.shape[1:])
     return ccdf(gaussian_eps, rep(x0_hat), op, rep(y), ABAR, steps=STEPS, t0=t0, generator=torch.Generator().manual_seed(7))[0]
 
 
@@ -72,7 +73,7 @@ def test_coupled_error_contracts_as_the_bound(truth_and_error, with_dc: bool) ->
     x, eps0 = truth_and_error
     op = Downsample(4) if with_dc else Masking(torch.zeros(1, 1, 16, 16))  # zero mask: no data consistency
     y = op.A(x)
-    rms = lambda z: z.pow(2).flatten(1).mean(1).sqrt()  # noqa: E731
+    rms = lambda z: z.pow(2).flatten(1).mean(1).sqrt()
     measured, bounds = [], []
     for t0 in T0S:
         d = rms(runs(x + eps0, op, y, t0) - runs(x, op, y, t0))  # (SEEDS,) coupled distances
@@ -83,8 +84,8 @@ def test_coupled_error_contracts_as_the_bound(truth_and_error, with_dc: bool) ->
         measured.append(float(d.mean()))
         bounds.append(b)
     # geometric contraction: the surviving error falls monotonically and by orders of magnitude over N'
-    assert all(b1 > b2 for b1, b2 in zip(bounds, bounds[1:])) and bounds[-1] < 2e-2 * bounds[0]
-    assert all(m1 >= m2 for m1, m2 in zip(measured, measured[1:]))
+    assert all(b1 > b2 for b1, b2 in pairwise(bounds)) and bounds[-1] < 2e-2 * bounds[0]
+    assert all(m1 >= m2 for m1, m2 in pairwise(measured))
     if with_dc:  # the projection removes the measured (low-pass) part of the error on top of the contraction
         assert measured[0] < bounds[0]
 
@@ -95,7 +96,7 @@ def test_final_error_follows_theorem_1(truth_and_error) -> None:
     x, eps0 = truth_and_error
     op = Downsample(4)
     y = op.A(x)
-    mse = lambda z: z.pow(2).flatten(1).mean(1)  # noqa: E731
+    mse = lambda z: z.pow(2).flatten(1).mean(1)
     errs, floors = [], []
     for t0 in T0S:
         e = mse(runs(x + eps0, op, y, t0) - x).mean()

@@ -13,7 +13,12 @@ from components.contract import RunContext
 from components.papers.ccdf import PAPER
 from components.papers.ccdf.data import load_npy_slices
 from components.papers.ccdf.mri_data import load_nifti_slices, split_slices
-from components.papers.ccdf.predict import inpaint, mri_reconstruct, simulate_kspace, super_resolve
+from components.papers.ccdf.predict import (
+    inpaint,
+    mri_reconstruct,
+    simulate_kspace,
+    super_resolve,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
