@@ -3,7 +3,7 @@
 Run: ``paperops serve ccdf`` (= ``bentoml serve serving.ccdf:Service``), 127.0.0.1:3000. The model is
 the registry's ``champion`` (serving/model_source.py). All endpoints take optional ``steps``
 (N, 1..1000), ``t0`` ((0, 1], N' = t0 N <= 200 network evaluations) and ``init`` (network |
-simple); outputs are at most 256 pixels a side, and a request may ask for at most 2**21
+simple | tv, the TV-CS estimate); outputs are at most 256 pixels a side, and a request may ask for at most 2**21
 pixel x channel x network evaluations (``predict.MAX_WORK``: 256x256 grey at 32 NFE, 128x128 at
 128), so the worst allowed request fits the 96 s per-request budget past which the solver stops
 (504). Header ``X-NFE`` says how many network evaluations the answer took.
@@ -45,7 +45,7 @@ Steps = Annotated[int, Ge(1), Le(1000)]
 T0 = Annotated[float, Gt(0), Le(1), AllowInfNan(False)]
 Scale = Annotated[int, Ge(2), Le(8)]
 Acceleration = Annotated[float, Ge(1), Le(16), AllowInfNan(False)]
-Init = Literal["network", "simple"]
+Init = Literal["network", "simple", "tv"]
 PNG = Annotated[Path, ContentType("image/png")]
 
 

@@ -36,7 +36,8 @@ def ddpm_step(
         mean = sqrt(abar_t') beta / (1 - abar_t) x0_hat + sqrt(1 - beta) (1 - abar_t') / (1 - abar_t) x_t
         var  = beta (1 - abar_t') / (1 - abar_t)   ("fixed small", sigma_t^2 = beta~_t)
 
-    ``clip``: x0_hat clamped to [-1, 1] (the official DDPM/ILVR/CCDF code's clip_denoised).
+    ``clip``: x0_hat clamped to [-1, 1] (clip_denoised of the DDPM / guided-diffusion code, as in
+    jychoi118/ilvr_adm's gaussian_diffusion.py).
     ``noise`` is z ~ N(0, I); ignored on the last step (abar_t' = 1).
     """
     beta = 1 - abar_t / abar_prev

@@ -1,7 +1,8 @@
 """CCDF: Come-Closer-Diffuse-Faster (arXiv 2112.05146).
 
 "Come-Closer-Diffuse-Faster: Accelerating Conditional Diffusion Models for Inverse Problems
-through Stochastic Contraction", Chung, Sim and Ye, CVPR 2022; official code HJ-harry/CCDF.
+through Stochastic Contraction", Chung, Sim and Ye, CVPR 2022. The official repository the paper
+names has no public snapshot we could read; nothing here is taken from it (README.md: sources).
 Start the reverse diffusion not from noise but from a forward-diffused initial estimate at t0
 (N' = t0 N steps), with a non-expansive data-consistency map after every step: super-resolution,
 inpainting and CS-MRI in ~20 steps. See README.md in this folder.

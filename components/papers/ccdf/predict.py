@@ -4,7 +4,8 @@ Images are float32 numpy arrays in [0, 1], ``(H, W)`` (grey) or ``(H, W, 3)``; t
 grey, so colour channels are reconstructed as a batch of three grey images. ``steps`` is N and
 ``t0`` the starting time (N' = t0 N network evaluations), defaults from the exported config (the
 paper's N = 100, t0 = 0.2). ``init``: ``network`` (the trained feed-forward initialiser, only at
-its trained SR scale) or ``simple``. Every call is seeded, so the same request gives the same answer.
+its trained SR scale), ``simple`` (bicubic / masked / zero-filled) or ``tv`` (TV-regularised
+reconstruction, ``task.tv_lambda``; the paper's "x0_hat from any solver"). Every call is seeded, so the same request gives the same answer.
 
 MRI: single-coil k-space in the centred orthonormal layout of ``components.blocks.physics.
 operators.fft2c`` (DC at ``(H // 2, W // 2)``), of a real-valued (magnitude-like) image, as the
@@ -21,11 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components.blocks.physics.operators import Downsample, FourierSampling, Masking, fft2c
+from components.blocks.physics.operators import (
+    Downsample,
+    FourierSampling,
+    Masking,
+    fft2c,
+)
 from components.papers.ccdf.config import TaskConfig
 from components.papers.ccdf.model import CCDFModel
 from components.papers.ccdf.solver import ccdf, n_prime
-from components.papers.ccdf.tasks import kspace_mask, simple_init
+from components.papers.ccdf.tasks import kspace_mask, simple_init, tv_init
 
 MAX_SIDE = 256  # output side bound (CPU cost grows with pixels x NFE)
 MAX_NFE = 200
@@ -34,7 +40,7 @@ MAX_NFE = 200
 # (3.7e-5 s per pixel-NFE; benchmarks/serving_bounds.py), so 2**21 pixel-NFEs (256x256 grey at 32
 # NFE, 128x128 at 128, 64x64 RGB at 170) is ~80 s there: inside the service's 96 s budget.
 MAX_WORK = 2**21
-INITS = ("simple", "network")
+INITS = ("simple", "tv", "network")
 # A caller's time budget (the HTTP service's), polled before every network evaluation: the solver
 # raises TimeoutError once it returns True (solver.ccdf).
 StopCheck = Callable[[], bool] | None
@@ -91,7 +97,13 @@ def _pad_to(n: int, scale: int, multiple: int) -> int:
 
 def _run(model: CCDFModel, task: str, op, y: torch.Tensor, simple: torch.Tensor, steps: int, t0: float, init: str,
          should_stop: StopCheck = None) -> tuple[torch.Tensor, int]:
-    x0_hat = model.initialise(task, simple) if init == "network" else simple
+    if init == "network":
+        x0_hat = model.initialise(task, simple)
+    elif init == "tv":
+        tcfg = TaskConfig(**model.config["task"])  # exports without tv_* keys get the defaults
+        x0_hat = tv_init(op, y, tcfg.tv_lambda, tcfg.tv_iters)
+    else:
+        x0_hat = simple
     return ccdf(model.eps, x0_hat, op, y, model.abar, steps=steps, t0=t0, generator=torch.Generator().manual_seed(0),
                 should_stop=should_stop)
 

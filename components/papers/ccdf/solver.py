@@ -18,7 +18,8 @@ x_{i-1} = f(x_i, i) + g(x_i) z_i, then x_{i-1} <- data consistency. Theorem 1: t
 truth contracts geometrically over the reverse steps, so starting closer (a better x0_hat) lets
 a smaller t0 (fewer steps) reach the same accuracy.
 
-Data consistency follows ILVR / score-SDE (the official code's choice for SR and inpainting):
+Data consistency follows ILVR (Choi et al. 2021, jychoi118/ilvr_adm) and score-SDE replacement (the
+paper's Sec. 4 choice for SR and inpainting):
 the measurement is diffused to the level of the current iterate, y_t = sqrt(abar) y +
 sqrt(1 - abar) A z, and x <- x + A^+(y_t - A x) (components.blocks.physics.operators.project),
 which at the last step (abar = 1) is exact consistency with y.

@@ -10,6 +10,11 @@ sr         average pooling x s (``Downsample``)          bicubic upsampling of y
 inpaint    box mask (``Masking``)                        the masked image (holes at 0 = mid-grey)
 mri        ``M * fft2c`` at acceleration R, single coil   zero-filled ``Re F^H M y`` (= A^T y)
 =========  ==========================================  ===========================================
+
+``tv_init``: the classical solver's answer as x0_hat (TV-regularised least squares,
+components.blocks.physics.tv), the paper's point that CCDF can start from *any* solver's output
+(Sec. 3.3: "x0_hat ... from a feed-forward network or any other method"), and the classical
+baseline (TV-CS for MRI) itself.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from components.blocks.physics.masks import box_mask, cartesian_mask, variable_density_mask
+from components.blocks.physics.masks import (
+    box_mask,
+    cartesian_mask,
+    variable_density_mask,
+)
 from components.blocks.physics.operators import Downsample, FourierSampling, Masking
+from components.blocks.physics.tv import tv_reconstruct
 from components.papers.ccdf.config import TaskConfig
 
 TASKS = ("sr", "inpaint", "mri")
@@ -39,7 +49,7 @@ def make_operator(task: str, shape: tuple[int, ...], tcfg: TaskConfig, generator
         return Downsample(tcfg.sr_factor)
     if task == "inpaint":
         return Masking(torch.stack([box_mask(h, w, tcfg.box_fraction, generator) for _ in range(b)])[:, None])
-    if task == "mri":
+    if task.startswith("mri"):
         return FourierSampling(torch.stack([kspace_mask(h, w, tcfg, generator) for _ in range(b)])[:, None])
     raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
 
@@ -49,6 +59,13 @@ def simple_init(task: str, op: Operator, y: torch.Tensor) -> torch.Tensor:
     if task == "sr":
         return F.interpolate(y, scale_factor=op.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
     return op.A_adjoint(y).clamp(-1, 1)
+
+
+def tv_init(op: Operator, y: torch.Tensor, lam: float, iters: int) -> torch.Tensor:
+    """TV-regularised reconstruction in the model's space ``(B, 1, H, W)`` in [-1, 1].
+
+    The data term is 1/2 ||A x - y||^2 with x in [-1, 1]: lam is relative to that scale."""
+    return tv_reconstruct(op, y, lam, iters=iters, bounds=(-1.0, 1.0))
 
 
 def simulate(task: str, x: torch.Tensor, tcfg: TaskConfig, generator: torch.Generator) -> tuple[Operator, torch.Tensor]:

@@ -1,6 +1,7 @@
 """Training: one DDPM score model for all tasks, then one feed-forward initialiser per task.
 
-Phases, one global step counter: ``score`` (the eps-network on natural patches AND MR images,
+Phases, one global step counter: ``score`` (the eps-network on photo patches AND MR-slice patches,
+``data.train_size`` squares: the network is convolutional and is applied to larger images at test;
 DDPM Eq. 14, EMA of the weights), then ``init/sr``, ``init/inpaint``, ``init/mri`` (N2N U-Nets
 trained supervised on (simple estimate, truth) pairs with fresh random masks every batch). Every
 random draw comes from one CPU torch.Generator checkpointed with the networks, optimisers, EMA and

@@ -12,7 +12,13 @@ from components.config import load_params
 from components.contract import RunContext
 from components.papers.ccdf import PAPER
 from components.papers.ccdf.data import load_npy_slices
-from components.papers.ccdf.predict import inpaint, mri_reconstruct, simulate_kspace, super_resolve
+from components.papers.ccdf.mri_data import load_nifti_slices, split_slices
+from components.papers.ccdf.predict import (
+    inpaint,
+    mri_reconstruct,
+    simulate_kspace,
+    super_resolve,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -125,6 +131,7 @@ def test_real_data_paths(tmp_path: Path) -> None:
         Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)).save(imgs / f"im{i}.png")
     np.save(mri / "vol.npy", (rng.random((2, 40, 36)) + 1j * rng.random((2, 40, 36))).astype(np.complex64))
     np.save(mri / "slice.npy", rng.random((30, 30)).astype(np.float32))
+    np.save(mri / "slice2.npy", rng.random((20, 24)).astype(np.float32))
     slices = dict(load_npy_slices(mri, 16))
     assert slices["vol.npy"].shape == (2, 16, 16) and slices["slice.npy"].shape == (1, 16, 16)
     assert all(0 <= s.min() and s.max() <= 1 + 1e-6 for s in slices.values())
@@ -137,3 +144,36 @@ def test_real_data_paths(tmp_path: Path) -> None:
     np.save(mri / "bad.npy", np.array(["a", "b"]))
     with pytest.raises(ValueError):
         load_npy_slices(mri, 16)
+
+
+def test_nifti_loader_and_slice_split(tmp_path: Path) -> None:
+    """The real-MR loader on a small NIfTI the test writes: (T, Z, size, size) in [0, 1], one scale per
+    volume (the brighter slice stays brighter), padding to a square keeps the aspect; prepare splits by
+    slice range and never puts a test slice in training."""
+    import nibabel as nib
+
+    vol = np.zeros((20, 12, 9, 2), np.float32)  # (X, Y, Z, T), non-square in-plane
+    for z in range(9):
+        vol[4:16, :, z, :] = 100.0 * (z + 1)  # a bright band across the short axis, brighter with z
+    path = tmp_path / "vol.nii.gz"
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(path))
+    out = load_nifti_slices(path, 16, time_points=2, percentile=100.0)
+    assert out.shape == (2, 9, 16, 16) and out.dtype == np.float32
+    assert out.min() >= 0 and abs(out.max() - 1.0) < 1e-6
+    assert out[0, 8].max() > out[0, 0].max() * 5  # one scale per volume, not per slice
+    assert out[0, 4, :, 0].max() == 0 and out[0, 4, :, 8].max() > 0  # the 12-wide axis is padded to 20, centred
+    with pytest.raises(ValueError):
+        split_slices(9, (0, 4), (4, 5), (7, 8))  # overlapping ranges
+    with pytest.raises(FileNotFoundError):
+        load_nifti_slices(tmp_path / "missing.nii", 16)
+    cfg = tiny_cfg()
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
+        "mri_path": str(path), "mri_train_slices": (0, 3), "mri_val_slices": (5, 5), "mri_test_slices": (7, 8)})})
+    ctx = RunContext("ccdf", tmp_path / "run", seed=0)
+    PAPER.prepare(cfg, ctx)
+    import json
+
+    man = json.loads((ctx.data_dir / "manifest.json").read_text())
+    assert man["mri_slices"] == {"train": [0, 1, 2, 3], "val": [5], "test": [7, 8]}
+    test_slices = np.load(ctx.data_dir / "eval_mri.npy")
+    assert test_slices.shape == (2, 16, 16)
