@@ -27,6 +27,7 @@ PAPERS: dict[str, str] = {
     "relu_neuron": "components.papers.relu_neuron",
     "ebclr": "components.papers.ebclr",
     "ccdf": "components.papers.ccdf",
+    "switchable_cyclegan": "components.papers.switchable_cyclegan",
 }
 
 
