@@ -1,10 +1,13 @@
 """Noise2Score-Tweedie configuration. Defaults are the paper's own settings (the `paper` scale).
 
-Sources: the official code (cubeyoung/NoiseAdaptive2Score): options/base_options.py (batch 16,
-crop 256), options/train_options.py (Adam, lr 1e-5, beta1 0.9), models/*_model.py (training
-noise ranges in ``set_phi``, the AR-DAE sigma grid in ``__init__``, EMA 0.999, gradient clipping
-at 1) and models/networks.py (the Noise2Noise U-Net, width 48, five poolings). Evaluation settings
-are those of the paper's tables: Gaussian sigma 25 / 50, Poisson zeta 0.01 / 0.05, Gamma k 100 / 50.
+Sources: the official code of this paper (cubeyoung/NoiseAdaptive2Score): options/base_options.py
+(batch 16, crop 256), options/train_options.py (Adam, lr 1e-5, beta1 0.9), models/*_model.py
+(training noise ranges in ``set_phi``, EMA 0.999, gradient clipping at 1, the Poisson model's
+sigma_a range [0.03, 0.1]) and models/networks.py (the Noise2Noise U-Net, width 48, five poolings);
+the sigma_a annealing 0.05 -> 0.001 of the Gaussian and Gamma models of the NeurIPS'21 Noise2Score
+code (cubeyoung/Noise2Score models/Gaussian_model.py, models/Gamma_model.py, ``set_sigma``).
+Evaluation settings are the paper's tables' (Gaussian sigma 25 / 50, Poisson zeta 0.01 / 0.05,
+Gamma k 100 / 50) plus Gaussian sigma 15.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ from components.config import PaperConfig, StrictModel
 Family = Literal["gaussian", "poisson", "gamma"]
 
 
+# Held out by name from the bundled photographs: three grey and three colour pictures (never trained on).
+EVAL_NAMES = ("camera", "coins", "moon", "astronaut", "chelsea", "coffee")
+
+
 class DataConfig(StrictModel):
     source: Literal["skimage", "folder"] = Field("skimage", description="skimage: bundled images; folder: data.path")
     path: str | None = Field(None, description="folder of PNG/JPEG/TIFF images (CBSD68, Kodak, DIV2K ...)")
-    eval_images: int = Field(3, ge=1, le=1000, description="images held out for evaluation (never trained on)")
+    eval_names: tuple[str, ...] = Field(EVAL_NAMES, description="images held out for evaluation, by name (file stem)")
+    eval_images: int = Field(6, ge=1, le=1000, description="how many of eval_names to evaluate on")
     patch_size: int = Field(256, ge=16, le=1024, description="training crop (base_options.py crop_size 256)")
-    patches_per_image: int = Field(64, ge=1, le=100_000)
+    max_side: int = Field(1024, ge=64, le=8192, description="training images larger than this are downscaled")
+    grey_fraction: float = Field(0.25, ge=0, le=1, description="training crops turned grey (augmentation)")
     eval_crop: int = Field(256, ge=16, le=4096, description="central crop of each eval image")
 
     @model_validator(mode="after")
@@ -56,15 +65,42 @@ class NoiseRanges(StrictModel):
         return self
 
 
+class SigmaA(StrictModel):
+    """The AR-DAE perturbation sigma_a per family (``losses.py`` explains why it matters)."""
+
+    schedule: Literal["anneal", "grid"] = Field(
+        "anneal", description="anneal: Noise2Score set_sigma (linear max -> min, then held); grid: CVPR'22 log grid"
+    )
+    gaussian: tuple[float, float] = Field((1e-3, 0.05), description="(min, max): Noise2Score Gaussian_model.py")
+    poisson: tuple[float, float] = Field(
+        (0.03, 0.1), description="NoiseAdaptive2Score Poisson_model.py; it also smooths the zeta-lattice of y"
+    )
+    gamma: tuple[float, float] = Field((1e-3, 0.05), description="Noise2Score Gamma_model.py")
+    anneal_steps: int = Field(
+        1375, ge=1, description="steps to reach min (official: 22000 samples = 1375 batches of 16, per epoch)"
+    )
+    levels: int = Field(22_000, ge=1, description="grid size for schedule=grid (2 * 11000 in the official code)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SigmaA:
+        for name in ("gaussian", "poisson", "gamma"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"sigma_a range {name} must satisfy 0 < min <= max, got ({lo}, {hi})")
+        return self
+
+
 class TrainConfig(StrictModel):
     families: tuple[Family, ...] = Field(("gaussian", "poisson", "gamma"), min_length=1)
     steps: int = Field(200_000, ge=1, le=10_000_000, description="steps per score network")
     baseline_steps: int = Field(200_000, ge=0, le=10_000_000, description="steps per Noise2Clean network (0: none)")
     batch_size: int = Field(16, ge=1, le=1024)
     lr: float = Field(1e-5, gt=0, le=1.0, description="Adam (train_options.py lr 1e-5, beta1 0.9)")
-    sigma_min: float = Field(1e-3, gt=0, description="AR-DAE perturbation grid, smallest (models/*_model.py)")
-    sigma_max: float = Field(0.1, gt=0, description="AR-DAE perturbation grid, largest")
-    sigma_levels: int = Field(22_000, ge=1, description="grid size (2 * 11000 in the official code)")
+    sigma_a: SigmaA = SigmaA()
+    antithetic: bool = Field(
+        False, description="evaluate the AR-DAE loss at u and -u (same loss, lower-variance estimate; ours)"
+    )
+    threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: leave torch's default)")
     grad_clip: float = Field(1.0, gt=0)
     ema_decay: float = Field(
         0.999, ge=0, lt=1, description="EMA decay (models/*_model.py 0.999; warm-up of models/ema.py)"
@@ -73,12 +109,6 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(1000, ge=1)
     log_every: int = Field(50, ge=1)
 
-    @model_validator(mode="after")
-    def _grid(self) -> TrainConfig:
-        if self.sigma_min > self.sigma_max:
-            raise ValueError("train.sigma_min must be <= train.sigma_max")
-        return self
-
 
 class EvalConfig(StrictModel):
     """Evaluation: the six settings are the paper's (noise.EVAL_SETTINGS); images come from ``data``."""
@@ -86,11 +116,13 @@ class EvalConfig(StrictModel):
     fd_epsilon: float = Field(
         1e-5, gt=0, le=1e-2, description="finite-difference step of the estimator (models/*_model.py: 1e-5)"
     )
-    power_method: Literal["slope", "official"] = Field(
-        "slope",
+    power_method: Literal["curvature", "slope", "official"] = Field(
+        "curvature",
         description="Tweedie-power estimator: 'official' = noise_model_estimation of models/Gaussian_model.py "
-        "(unreliable even on exact scores, see estimate.py); 'slope' = our log-log fit of -1/l'' against y",
+        "(unreliable even on exact scores, see estimate.py); 'slope' = log-log fit of -1/l'' against y; "
+        "'curvature' = fit of -1/l'' as c + phi y^p (the offset c absorbs the sigma_a smoothing)",
     )
+    bm3d: bool = Field(True, description="run the BM3D baseline (the bm3d package; the slowest part of evaluate)")
 
 
 class Noise2ScoreConfig(PaperConfig):

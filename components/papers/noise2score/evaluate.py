@@ -1,170 +1,206 @@
-"""Evaluation on held-out images: the paper's six noise settings, known and blind.
+"""Evaluation on held-out photographs: seven noise settings, Noise2Score against the classical anchors.
 
-For each setting and each evaluation image (never trained on), noise is added with a fixed seed and
-the image is restored three ways:
+For each setting (``noise.EVAL_SETTINGS``) and each evaluation image (held out by name, never
+trained on), noise is added with a fixed seed, then **clipped to [0, 1] and rounded to 8 bits**
+(what a saved photograph keeps), and the image is restored by:
 
-* Noise2Score: the score network trained on that family's noisy images + the closed-form
-  Tweedie denoiser with the true level;
-* blind: the same network, with the family and level estimated from its score (estimate.py),
-  then the Tweedie denoiser of the estimate (the paper's noise-model estimation experiment);
-* Noise2Clean: the same U-Net trained supervised on (noisy, clean) pairs, the upper bound.
+* ``gauss``: the best Gaussian filter, its width chosen per image by an oracle (baselines.py);
+* ``bm3d``: BM3D / CBM3D given the true level (with a variance-stabilising transform for Poisson
+  and Gamma, baselines.py);
+* ``n2s``: Noise2Score, the score network of the true family + the closed-form Tweedie denoiser
+  with the true level (the paper's non-blind results);
+* ``blind``: the served model with nothing given (``predict.denoise(noise="auto")``): family and
+  level estimated from the score networks, then the Tweedie denoiser of the estimate;
+* ``n2c``: the supervised Noise2Clean network, when trained (``train.baseline_steps > 0``).
 
-Metrics are PSNR / SSIM (torchmetrics, data range 1) averaged over images, the fraction of images
-whose family is estimated right and the mean relative error of the estimated level.
+Per setting the report gives mean PSNR per method and the **paired** differences over images
+(n2s - gauss, n2s - bm3d, blind - gauss) with their standard errors. Family estimation is scored
+two ways: the paper's protocol (the power estimated from the network trained on that noise) and
+the served model's blind choice among its networks.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import pandas as pd
 import torch
 
 from components.blocks.metrics.image import psnr, ssim
 from components.contract import Gate, RunContext
 from components.papers.noise2score import tweedie
+from components.papers.noise2score.baselines import best_gaussian_filter, bm3d_denoise
 from components.papers.noise2score.config import Noise2ScoreConfig
 from components.papers.noise2score.data import load_eval
-from components.papers.noise2score.estimate import estimate_family, estimate_level
+from components.papers.noise2score.estimate import estimate_family
 from components.papers.noise2score.model import load, load_family_nets
-from components.papers.noise2score.noise import EVAL_SETTINGS, add_noise
+from components.papers.noise2score.noise import EVAL_SETTINGS, FAMILIES, add_noise, clip_quantize
+from components.papers.noise2score.predict import denoise as served_denoise
+from components.papers.noise2score.report import write_reports
 
-METHODS = ("noisy", "n2s", "blind", "n2c")
-PAPER_CLAIM = (
-    "The paper (its result tables on CBSD68 and Kodak, full-size U-Net trained on DIV2K + CBSD400) reports that "
-    "Noise2Score-Tweedie beats the other self-supervised methods in every setting, comes within about "
-    "0.1-0.5 dB of the supervised Noise2Clean network, and that the noise model is estimated correctly "
-    "with its level close to the truth. We did not find the per-setting numbers in a form we could "
-    "verify here, so the comparison below is qualitative: the same ordering, noisy < Noise2Score <= "
-    "Noise2Clean, and the estimation accuracy."
-)
+METHODS = ("noisy", "gauss", "bm3d", "n2s", "blind", "n2c")
+PAIRS = (("n2s", "noisy"), ("n2s", "gauss"), ("n2s", "bm3d"), ("blind", "noisy"), ("blind", "gauss"), ("n2s", "n2c"))
+MARGIN_SE = 2.0  # a difference counts when it exceeds this many standard errors
 
 
 def setting_name(family: str, level: float) -> str:
     return f"{family}_{level:g}"
 
 
+def _noisy(x: torch.Tensor, family: str, level: float, seed: int) -> torch.Tensor:
+    return clip_quantize(add_noise(x, family, level, torch.Generator().manual_seed(seed)))
+
+
+def _bm3d_job(args: tuple[np.ndarray, str, float]) -> np.ndarray:
+    y, family, level = args
+    torch.set_num_threads(1)
+    return bm3d_denoise(torch.from_numpy(y), family, level).numpy()
+
+
 def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
     """Evaluate ``models/noise2score`` on ``data/noise2score/eval``; write tables and figures."""
     model = load(ctx.model_dir)
-    score_nets = model.score
+    nets = model.score
     baseline_dir = ctx.model_root / "baseline"
     clean_nets = load_family_nets(baseline_dir)[0] if baseline_dir.is_dir() else None
     images = load_eval(ctx.data_dir)
     eps = cfg.eval.fd_epsilon
-    settings = [(f, lv) for f, lv in EVAL_SETTINGS if f in score_nets.families]
+    settings = [(f, lv) for f, lv in EVAL_SETTINGS if f in nets.families]
+    cases = [(s, i) for s in range(len(settings)) for i in range(len(images))]
+    seed = lambda s, i: cfg.seed * 1000 + s * 100 + i  # noqa: E731
+    noisy = {(s, i): _noisy(images[i][1], *settings[s], seed(s, i)) for s, i in cases}
+
+    bm3d_out: dict[tuple[int, int], torch.Tensor] = {}
+    if cfg.eval.bm3d:  # model-free and the slowest part: two worker processes, one thread each
+        jobs = [(noisy[c].numpy(), *settings[c[0]]) for c in cases]
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            results = pool.map(_bm3d_job, jobs)
+            for c, out in zip(cases, ctx.progress(results, total=len(jobs), desc="bm3d"), strict=True):
+                bm3d_out[c] = torch.from_numpy(out)
+
     rows, examples = [], {}
-    for s_idx, (family, level) in enumerate(ctx.progress(settings, total=len(settings), desc="evaluate")):
-        acc: dict[str, list[float]] = {}
-        for i_idx, (name, x) in enumerate(images):
-            gen = torch.Generator().manual_seed(cfg.seed * 1000 + s_idx * 100 + i_idx)
-            y = add_noise(x, family, level, gen)
-            with torch.inference_mode():
-                restored = {"noisy": y, "n2s": tweedie.denoise(y, score_nets(y, family), family, level)}
-                if clean_nets is not None:
-                    restored["n2c"] = y + clean_nets(y, family)  # residual baseline (train.py)
-
-            fn = model.score_fn(family, float64=True)  # the estimator's finite differences need float64
-            fam_hat, p = estimate_family(fn, y, eps, torch.Generator().manual_seed(i_idx), cfg.eval.power_method)
-            lvl_hat = estimate_level(fn, y, fam_hat, eps, torch.Generator().manual_seed(i_idx))
-            acc.setdefault("power", []).append(p)
-            acc.setdefault("family_correct", []).append(float(fam_hat == family))
-            if fam_hat == family and math.isfinite(lvl_hat):
-                acc.setdefault("level_rel_error", []).append(abs(lvl_hat - level) / level)
-            if math.isfinite(lvl_hat) and lvl_hat > 0:
-                with torch.inference_mode():
-                    restored["blind"] = tweedie.denoise(y, score_nets(y, fam_hat), fam_hat, lvl_hat)
-            else:
-                restored["blind"] = y
-            for method, img in restored.items():
-                img = torch.nan_to_num(img.float(), nan=0.0, posinf=1.0, neginf=0.0)
-                acc.setdefault(f"psnr_{method}", []).append(psnr(img, x))
-                acc.setdefault(f"ssim_{method}", []).append(ssim(img, x))
-            if i_idx == 0:
-                examples[setting_name(family, level)] = {"clean": x, **restored}
-        row = {"setting": setting_name(family, level), "family": family, "level": level}
-        row.update({k: sum(v) / len(v) for k, v in acc.items() if v})
-        row.setdefault("level_rel_error", float("nan"))
+    for s, i in ctx.progress(cases, total=len(cases), desc="evaluate"):
+        family, level = settings[s]
+        name, x = images[i]
+        y = noisy[(s, i)]
+        with torch.inference_mode():
+            restored = {"noisy": y, "gauss": best_gaussian_filter(y, x)[0],
+                        "n2s": tweedie.denoise(y, nets(y, family), family, level)}
+            if clean_nets is not None:
+                restored["n2c"] = y + clean_nets(y, family)  # residual baseline (train.py)
+        if (s, i) in bm3d_out:
+            restored["bm3d"] = bm3d_out[(s, i)]
+        # The paper's protocol: the power from the network trained on this noise family.
+        fn = model.score_fn(family, float64=True)
+        fam_paper, power = estimate_family(fn, y, eps, torch.Generator().manual_seed(i), cfg.eval.power_method)
+        # The served model, told nothing: family chosen among its networks, level estimated.
+        served = served_denoise(model, y[0].permute(1, 2, 0).numpy())
+        restored["blind"] = torch.from_numpy(served["image"]).permute(2, 0, 1)[None]
+        row = {"setting": setting_name(family, level), "family": family, "level": level, "image": name,
+               "power": power, "family_paper": fam_paper, "family_blind": served["family"],
+               "level_blind": served["level"]}
+        for method, img in restored.items():
+            img = torch.nan_to_num(img.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+            row[f"psnr_{method}"] = psnr(img, x)
+            row[f"ssim_{method}"] = ssim(img, x)
+            restored[method] = img
         rows.append(row)
-    df = pd.DataFrame(rows)
-    _write_reports(ctx, df, examples)
-    return _metrics(df)
+        if i == 0:
+            examples[setting_name(family, level)] = {"clean": x, **restored}
+    per_image = pd.DataFrame(rows)
+    summary = summarise(per_image)
+    write_reports(ctx, per_image, summary, examples)
+    return metrics_from(per_image, summary)
 
 
-def _metrics(df: pd.DataFrame) -> dict[str, float]:
+def paired(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Mean and standard error of the paired difference ``a - b`` (one pair per image)."""
+    d = (a - b).to_numpy(dtype=float)
+    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), se
+
+
+def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting: mean PSNR per method, paired differences with SE, estimation accuracy."""
+    out = []
+    for setting, g in per_image.groupby("setting", sort=False):
+        row = {"setting": setting, "family": g["family"].iloc[0], "level": g["level"].iloc[0], "images": len(g)}
+        for m in METHODS:
+            if f"psnr_{m}" in g:
+                row[f"psnr_{m}"] = float(g[f"psnr_{m}"].mean())
+        for a, b in PAIRS:
+            if f"psnr_{a}" in g and f"psnr_{b}" in g:
+                row[f"{a}-{b}"], row[f"{a}-{b}_se"] = paired(g[f"psnr_{a}"], g[f"psnr_{b}"])
+        row["family_paper_acc"] = float((g["family_paper"] == g["family"]).mean())
+        row["family_blind_acc"] = float((g["family_blind"] == g["family"]).mean())
+        row["power"] = float(g["power"].median())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def metrics_from(per_image: pd.DataFrame, summary: pd.DataFrame) -> dict[str, float]:
     out: dict[str, float] = {}
-    for row in df.to_dict("records"):
+    for row in summary.to_dict("records"):
         for key, value in row.items():
-            if key not in ("setting", "family", "level") and isinstance(value, float) and math.isfinite(value):
-                out[f"{row['setting']}/{key}"] = value
-    out["family_accuracy"] = float(df["family_correct"].mean())
-    out["mean_psnr_gain_n2s"] = float((df["psnr_n2s"] - df["psnr_noisy"]).mean())
+            if key not in ("setting", "family", "level") and isinstance(value, (int, float)) and math.isfinite(value):
+                out[f"{row['setting']}/{key}"] = float(value)
+    for fam in FAMILIES:
+        g = per_image[per_image["family"] == fam]
+        if len(g):
+            out[f"family_paper_acc/{fam}"] = float((g["family_paper"] == fam).mean())
+            out[f"family_blind_acc/{fam}"] = float((g["family_blind"] == fam).mean())
+            out[f"family_paper_n/{fam}"] = float(len(g))
+            out[f"called_gaussian/{fam}"] = float((g["family_paper"] == "gaussian").sum())
+    out["family_accuracy"] = float((per_image["family_paper"] == per_image["family"]).mean())
+    out["mean_gain_n2s_over_gauss"] = float((per_image["psnr_n2s"] - per_image["psnr_gauss"]).mean())
     return out
 
 
+# What the gate asks at the default scale (README, "the gate"): the part of the claim that holds here.
+GATED_FAMILIES = ("gaussian",)  # families the estimator must recognise (README: which it tells apart)
+MIN_FAMILY_ACC = 0.75  # with 18 Gaussian cases, chance (1/3) reaches it with p < 1e-3
+MAX_P_GAUSSIAN_VS_REST = 0.01  # Fisher exact test: "called Gaussian" must depend on the noise being Gaussian
+
+
+def gaussian_vs_rest_p(metrics: dict[str, float]) -> float:
+    """One-sided Fisher exact p of the 2x2 table (Gaussian noise or not) x (called Gaussian or not)."""
+    from scipy.stats import fisher_exact
+
+    n = {f: int(metrics.get(f"family_paper_n/{f}", 0)) for f in FAMILIES}
+    called = {f: int(metrics.get(f"called_gaussian/{f}", 0)) for f in FAMILIES}
+    rest_n = n["poisson"] + n["gamma"]
+    if not n["gaussian"] or not rest_n:
+        return math.nan
+    rest_called = called["poisson"] + called["gamma"]
+    table = [[called["gaussian"], n["gaussian"] - called["gaussian"]], [rest_called, rest_n - rest_called]]
+    return float(fisher_exact(table, alternative="greater")[1])
+
+
 def gate(metrics: dict[str, float]) -> Gate:
-    """Champion iff Noise2Score beats the noisy input in every setting and the family is mostly right."""
+    """Champion iff, in every setting, Noise2Score with the true level improves on the noisy input
+    by more than ``MARGIN_SE`` paired standard errors over the held-out images, and the paper's
+    estimator recognises each family of ``GATED_FAMILIES`` in ``MIN_FAMILY_ACC`` of its cases and
+    tells Gaussian from non-Gaussian noise beyond chance (Fisher exact p < ``MAX_P_GAUSSIAN_VS_REST``,
+    so that an estimator calling everything Gaussian fails). Poisson vs Gamma is not asked (README).
+
+    Beating the best Gaussian filter and BM3D is measured and reported (results.md) but not asked:
+    at the default CPU scale the score networks do not reach them (README).
+    """
     reasons = []
     settings = sorted({k.split("/")[0] for k in metrics if k.endswith("/psnr_noisy")})
-    if len(settings) < 6:
-        reasons.append(f"only {len(settings)} of the 6 paper settings were evaluated")
+    if len(settings) < len(EVAL_SETTINGS):
+        reasons.append(f"only {len(settings)} of the {len(EVAL_SETTINGS)} settings were evaluated")
     for s in settings:
-        if not metrics.get(f"{s}/psnr_n2s", -math.inf) > metrics[f"{s}/psnr_noisy"]:
-            reasons.append(f"{s}: denoised PSNR {metrics.get(f'{s}/psnr_n2s', float('nan')):.2f} <= noisy {metrics[f'{s}/psnr_noisy']:.2f} dB")
-    if not metrics.get("family_accuracy", 0.0) > 0.5:
-        reasons.append(f"noise family estimated right in {metrics.get('family_accuracy', 0.0):.0%} of cases (needs > 50%)")
+        d, se = metrics.get(f"{s}/n2s-noisy", math.nan), metrics.get(f"{s}/n2s-noisy_se", math.nan)
+        if not (math.isfinite(d) and math.isfinite(se) and d > MARGIN_SE * se and d > 0):
+            reasons.append(f"{s}: Noise2Score - noisy = {d:+.2f} dB, not beyond {MARGIN_SE:g} SE ({se:.2f})")
+    for fam in GATED_FAMILIES:
+        acc = metrics.get(f"family_paper_acc/{fam}")
+        if acc is not None and acc < MIN_FAMILY_ACC:
+            reasons.append(f"{fam} noise recognised in {acc:.0%} of its cases (needs {MIN_FAMILY_ACC:.0%})")
+    p = gaussian_vs_rest_p(metrics)
+    if math.isfinite(p) and not p < MAX_P_GAUSSIAN_VS_REST:
+        reasons.append(f"Gaussian vs non-Gaussian noise not told apart beyond chance (Fisher p = {p:.3g})")
     return Gate(passed=not reasons, reasons=tuple(reasons))
-
-
-def _write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[str, torch.Tensor]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = ctx.report_dir
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "results.csv", index=False, float_format="%.4f")
-    cols = ["setting"] + [c for c in ("psnr_noisy", "psnr_n2s", "psnr_blind", "psnr_n2c", "ssim_noisy", "ssim_n2s",
-                                        "ssim_n2c", "family_correct", "level_rel_error", "power") if c in df]
-    md = [
-        "# Noise2Score-Tweedie (arXiv 2112.03696): results",
-        "",
-        "Ours: scaled-down U-Net and data (images bundled with scikit-image unless `data.path` is set), "
-        "mean over the held-out evaluation images. PSNR in dB.",
-        "",
-        df[cols].to_markdown(index=False, floatfmt=".3f"),
-        "",
-        "## The paper's claim",
-        "",
-        PAPER_CLAIM,
-        "",
-    ]
-    (out / "results.md").write_text("\n".join(md))
-    ctx.logger.log_table(df, "results.json")
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.2
-    for j, method in enumerate(m for m in METHODS if f"psnr_{m}" in df):
-        ax.bar([i + j * width for i in range(len(df))], df[f"psnr_{method}"], width, label=method)
-    ax.set_xticks([i + 1.5 * width for i in range(len(df))], df["setting"], rotation=20)
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title("Noise2Score vs noisy input and Noise2Clean, per setting")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "figures" / "psnr_by_setting.png", dpi=100)
-    ctx.logger.log_figure(fig, "psnr_by_setting.png")
-    plt.close(fig)
-
-    for name, imgs in examples.items():
-        fig, axes = plt.subplots(1, len(imgs), figsize=(3 * len(imgs), 3.2))
-        for ax, (label, img) in zip(axes, imgs.items(), strict=True):
-            ax.imshow(img[0].permute(1, 2, 0).float().clamp(0, 1).numpy())
-            ax.set_title(label if label == "clean" else f"{label} {psnr(img.float(), imgs['clean']):.1f} dB", fontsize=9)
-            ax.axis("off")
-        fig.suptitle(name)
-        fig.tight_layout()
-        fig.savefig(Path(out / "figures" / f"{name}.png"), dpi=100)
-        ctx.logger.log_figure(fig, f"{name}.png")
-        plt.close(fig)

@@ -8,6 +8,7 @@ needed to rebuild them. Weights live in safetensors with keys ``<family>.<param>
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,20 +18,51 @@ from torch import nn
 
 from components.blocks.nn.unet import N2NUNet, pad_to_multiple
 from components.checkpoint import load_export
+from components.papers.noise2score.noise import TWEEDIE_POWER, dispersion
 
 
-def build_net(model_cfg: dict[str, Any]) -> N2NUNet:
-    """A U-Net from ``{"channels", "width", "depth"}``."""
+class GainNet(nn.Module):
+    """A U-Net whose output is multiplied by a fixed ``gain``: s(y) = gain * f(y).
+
+    The score of noisy photographs is about -(y - E[x|y]) / (phi V(y)), some 100 times larger than
+    what a freshly initialised network outputs; the official run (lr 1e-5, 200k steps) grows its
+    weights that far, a short CPU run cannot. A constant gain 1 / (phi_ref V(1/2)), phi_ref at the
+    geometric centre of the family's training range, puts the score at O(1) network outputs. It
+    is a fixed reparameterisation of the network (ours), not a change of loss or optimum.
+    """
+
+    def __init__(self, net: N2NUNet, gain: float = 1.0) -> None:
+        super().__init__()
+        self.net = net
+        self.gain = float(gain)
+
+    @property
+    def multiple(self) -> int:
+        return self.net.multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gain * self.net(x)
+
+
+def score_gain(family: str, noise_range: tuple[float, float]) -> float:
+    """1 / (phi_ref V(1/2)) with phi_ref the dispersion at the geometric mean of ``noise_range``."""
+    ref = math.sqrt(noise_range[0] * noise_range[1])
+    return 1.0 / (dispersion(family, ref) * 0.5 ** TWEEDIE_POWER[family])
+
+
+def build_net(model_cfg: dict[str, Any], gain: float = 1.0) -> GainNet:
+    """A U-Net from ``{"channels", "width", "depth"}`` with output ``gain``."""
     c = int(model_cfg["channels"])
-    return N2NUNet(c, c, int(model_cfg["width"]), int(model_cfg["depth"]))
+    return GainNet(N2NUNet(c, c, int(model_cfg["width"]), int(model_cfg["depth"])), gain)
 
 
 class FamilyNets(nn.Module):
     """One network per noise family; ``forward(y, family)`` pads and crops for any image size."""
 
-    def __init__(self, families: list[str], model_cfg: dict[str, Any]) -> None:
+    def __init__(self, families: list[str], model_cfg: dict[str, Any], gains: dict[str, float] | None = None) -> None:
         super().__init__()
-        self.nets = nn.ModuleDict({f: build_net(model_cfg) for f in families})
+        gains = gains or {}
+        self.nets = nn.ModuleDict({f: build_net(model_cfg, gains.get(f, 1.0)) for f in families})
 
     @property
     def families(self) -> list[str]:
@@ -74,7 +106,7 @@ class Noise2ScoreModel:
 def load_family_nets(model_dir: Path) -> tuple[FamilyNets, dict[str, Any]]:
     """Rebuild ``FamilyNets`` from an exported folder (safetensors; no pickle), in eval mode."""
     config, state = load_export(model_dir)
-    nets = FamilyNets(list(config["families"]), config["model"])
+    nets = FamilyNets(list(config["families"]), config["model"], config.get("gains"))
     nets.load_state_dict(state)
     nets.eval()
     return nets, config

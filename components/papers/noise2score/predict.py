@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from components.papers.noise2score import tweedie
-from components.papers.noise2score.estimate import estimate_family, estimate_level
+from components.papers.noise2score.estimate import estimate_family, estimate_level, estimate_level_curvature
 from components.papers.noise2score.model import Noise2ScoreModel
 from components.papers.noise2score.noise import FAMILIES, TWEEDIE_POWER
 
@@ -79,12 +79,20 @@ def _blind_family(model: Noise2ScoreModel, y: torch.Tensor, eps: float) -> tuple
     return best[1], best[2]
 
 
+def _level(model: Noise2ScoreModel, y: torch.Tensor, family: str, eps: float) -> float:
+    """The level of ``family`` in ``y``: the curvature fit (default) or the official formulas."""
+    fn = model.score_fn(family, float64=True)
+    if str(model.config.get("power_method", "slope")) == "curvature":
+        return estimate_level_curvature(fn, y, family, eps, _generator())
+    return estimate_level(fn, y, family, eps, _generator())
+
+
 def estimate(model: Noise2ScoreModel, image: np.ndarray) -> dict[str, float | str]:
     """``{"family", "level", "power"}`` of the noise in ``image`` (see the module doc)."""
     y = _estimation_crop(_to_tensor(image)[0])
     eps = float(model.config.get("fd_epsilon", 1e-5))
     family, power = _blind_family(model, y, eps)
-    level = estimate_level(model.score_fn(family, float64=True), y, family, eps, _generator())
+    level = _level(model, y, family, eps)
     return {"family": family, "level": float(level), "power": float(power)}
 
 
@@ -115,7 +123,7 @@ def denoise(model: Noise2ScoreModel, image: np.ndarray, noise: str = "auto", lev
     if family not in model.families:
         raise ValueError(f"this model has no network for {family!r} noise (it has {', '.join(model.families)})")
     if level is None:
-        level = estimate_level(model.score_fn(family, float64=True), probe, family, eps, _generator())
+        level = _level(model, probe, family, eps)
         if not (math.isfinite(level) and level > 0):
             raise ValueError(f"could not estimate a {family} noise level for this image; pass level")
     score = model.score_fn(family)(y)

@@ -6,11 +6,13 @@ comes from one torch.Generator whose state is checkpointed with the model, the E
 and the AMP scaler, so a run killed at any point and rerun resumes from its last checkpoint and
 ends with exactly the weights of an uninterrupted run (CPU, same seed).
 
-Per step, following the official code (models/*_model.py ``optimize_parameters``): draw one noise
-level per batch (log-uniform, ``set_phi``), corrupt the clean patches, take an Adam step on the
-AR-DAE loss (or, for the baseline, the supervised MSE), clip the gradient norm at 1, update the
-EMA (decay 0.999, with the warm-up min(decay, (1+t)/(10+t)) of models/ema.py). The EMA weights are
-what is exported and evaluated, as in the official code.
+Per step, following the official code (NoiseAdaptive2Score models/*_model.py
+``optimize_parameters``): draw random crops of the training photographs (``data.sample_batch``),
+one noise level per batch (log-uniform, ``set_phi``), corrupt the clean crops, draw sigma_a
+(annealed as Noise2Score's ``set_sigma``, see losses.py), take an Adam step on the AR-DAE loss (or,
+for the baseline, the supervised MSE), clip the gradient norm at 1, update the EMA (decay 0.999,
+with the warm-up min(decay, (1+t)/(10+t)) of models/ema.py). The EMA weights are what is exported
+and evaluated, as in the official code.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
 from components.papers.noise2score.config import Noise2ScoreConfig
-from components.papers.noise2score.data import load_train
-from components.papers.noise2score.losses import ardae_loss, noise2clean_loss, sigma_grid
-from components.papers.noise2score.model import build_net
+from components.papers.noise2score.data import load_train, sample_batch
+from components.papers.noise2score.losses import ardae_loss, draw_sigma_a, noise2clean_loss
+from components.papers.noise2score.model import build_net, score_gain
 from components.papers.noise2score.noise import add_noise, sample_level
 
 CHANNELS = 3
@@ -36,6 +38,11 @@ CHANNELS = 3
 
 def model_config(cfg: Noise2ScoreConfig) -> dict[str, Any]:
     return {"channels": CHANNELS, "width": cfg.model.width, "depth": cfg.model.depth}
+
+
+def gains(cfg: Noise2ScoreConfig) -> dict[str, float]:
+    """The score networks' output gains (model.GainNet), from the training noise ranges."""
+    return {f: score_gain(f, getattr(cfg.train.noise, f)) for f in cfg.train.families}
 
 
 def phases(cfg: Noise2ScoreConfig) -> list[tuple[str, str, int]]:
@@ -49,13 +56,16 @@ def phases(cfg: Noise2ScoreConfig) -> list[tuple[str, str, int]]:
 def _phase(cfg: Noise2ScoreConfig, ctx: RunContext, index: int) -> PhaseState:
     """The mutable training state of one phase (network, EMA, optimiser, scaler)."""
     torch.manual_seed(cfg.seed + index)  # He init of this phase's network
-    net = build_net(model_config(cfg)).to(ctx.device)
+    kind, family, _ = phases(cfg)[index]
+    net = build_net(model_config(cfg), gains(cfg)[family] if kind == "score" else 1.0).to(ctx.device)
     return PhaseState(net, torch.optim.Adam(net.parameters(), lr=cfg.train.lr, betas=(0.9, 0.999)), ctx.use_amp)
 
 
 def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
     """Train (or resume) every phase, then export the score networks and the baselines."""
     t = cfg.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
     plan = phases(cfg)
     ends = [sum(s for *_, s in plan[: i + 1]) for i in range(len(plan))]
     total = ends[-1]
@@ -73,8 +83,8 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
         history = resumed["state"]["history"]
         ctx.log.info("resuming noise2score training from checkpoint step %d of %d", step, total)
 
-    patches = load_train(ctx.data_dir)
-    sigmas = sigma_grid(t.sigma_min, t.sigma_max, t.sigma_levels)
+    images = load_train(ctx.data_dir)
+    sa = t.sigma_a
     phase_idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
     current = None
     if phase_idx < len(plan):
@@ -88,14 +98,16 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
 
     for step in ctx.progress(range(step, total), total=total, desc="noise2score train", initial=step):
         kind, family, _ = plan[phase_idx]
-        idx = torch.randint(0, len(patches), (t.batch_size,), generator=gen)
-        x = patches[idx]
+        in_phase = step - (ends[phase_idx] - plan[phase_idx][2])
+        x = sample_batch(images, cfg.data.patch_size, t.batch_size, cfg.data.grey_fraction, gen)
         level = sample_level(*getattr(t.noise, family), gen)
         y = add_noise(x, family, level, gen)
         current.net.train()
         with autocast():
             if kind == "score":
-                loss = ardae_loss(current.net, y.to(ctx.device), sigmas, gen)
+                sigma_a = draw_sigma_a(sa.schedule, in_phase, sa.anneal_steps, *getattr(sa, family), sa.levels,
+                                       t.batch_size, gen)
+                loss = ardae_loss(current.net, y.to(ctx.device), sigma_a, gen, antithetic=t.antithetic)
             else:
                 # Residual parameterisation x_hat = y + f(y), like the Tweedie step y + phi s(y).
                 loss = noise2clean_loss(lambda t: t + current.net(t), y.to(ctx.device), x.to(ctx.device))
@@ -105,7 +117,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
         nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
         current.scaler.step(current.opt)
         current.scaler.update()
-        ema_update(current.ema, current.net, t.ema_decay, step + 1 - (ends[phase_idx] - plan[phase_idx][2]))
+        ema_update(current.ema, current.net, t.ema_decay, in_phase + 1)
         running.append(float(loss.detach()))
         if (step + 1) % t.log_every == 0 or step + 1 == ends[phase_idx]:
             key = f"loss/{kind}_{family}"
@@ -139,5 +151,5 @@ def _export(cfg: Noise2ScoreConfig, ctx: RunContext, done: dict[str, dict[str, t
     kinds = [("score", ctx.model_dir)] + ([("clean", ctx.model_root / "baseline")] if cfg.train.baseline_steps else [])
     for kind, folder in kinds:
         flat = {f"nets.{f}.{k}": v for f in cfg.train.families for k, v in done[f"{kind}/{f}"].items()}
-        extra = {"output": "residual"} if kind == "clean" else {"output": "score"}  # x_hat = y + f(y)
+        extra = {"output": "residual"} if kind == "clean" else {"output": "score", "gains": gains(cfg)}  # x_hat = y + f(y)
         export_model(folder, flat, {**base, "kind": kind, **extra})

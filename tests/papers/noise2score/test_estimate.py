@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from components.papers.noise2score.estimate import (
-    SLOPE_THRESHOLDS, estimate_family, estimate_level, estimate_power, estimate_power_slope, family_from_power,
+    SLOPE_THRESHOLDS, estimate_family, estimate_level, estimate_level_curvature, estimate_power,
+    estimate_power_curvature, estimate_power_slope, family_from_power, fit_curvature,
 )
 from components.papers.noise2score.noise import add_noise, dispersion
 
@@ -76,6 +77,8 @@ def test_slope_estimator_recovers_power_and_dispersion(family: str, level: float
     assert phi_hat == pytest.approx(phi, rel=0.05)
     fam, _ = estimate_family(score, y, 1e-5, torch.Generator().manual_seed(seed + 20), "slope")
     assert fam == family
+    fam, p = estimate_family(score, y, 1e-5, torch.Generator().manual_seed(seed + 20), "curvature")
+    assert fam == family, p
 
 
 def test_slope_estimator_tells_families_apart() -> None:
@@ -94,3 +97,50 @@ def test_slope_estimator_tells_families_apart() -> None:
 def test_unknown_power_method() -> None:
     with pytest.raises(ValueError, match="power estimator"):
         estimate_family(lambda t: t, MU, 1e-5, torch.Generator(), "magic")
+
+
+def offset_score(mu: torch.Tensor, p: float, phi: float, c: float):
+    """A score whose local variance is exactly -1/l''(y) = c + phi y^p: the smoothed scores a network learns."""
+
+    def score(y: torch.Tensor) -> torch.Tensor:
+        if p == 0:
+            return -(y - mu) / (c + phi)
+        if p == 1:
+            return -(torch.log(c + phi * y) - torch.log(c + phi * mu)) / phi
+        r = (phi / c) ** 0.5  # p == 2: integral of 1 / (c + phi y^2)
+        return -(torch.atan(r * y) - torch.atan(r * mu)) / (phi * c) ** 0.5
+
+    return score
+
+
+@pytest.mark.parametrize(("family", "level"), SETTINGS)
+def test_curvature_fit_sees_through_the_smoothing_offset(family: str, level: float) -> None:
+    # Offset 0.005 = (0.1^2 + 0.001^2) / 2, the grid's extra variance (test_ardae_optimum): the pure
+    # power law ('slope') flattens, the fit c + phi y^p recovers the family and its dispersion.
+    mu = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 0.8 + 0.1
+    y = add_noise(mu, family, level, torch.Generator().manual_seed(4)).clamp(0.02, 0.98)
+    phi, c = dispersion(family, level), 0.005
+    score = offset_score(mu, POWER[family], phi, c)
+    p, phi_hat, c_hat = estimate_power_curvature(score, y, 1e-5, torch.Generator().manual_seed(5))
+    assert family_from_power(p, SLOPE_THRESHOLDS) == family, p
+    if family != "gaussian":
+        assert abs(p - POWER[family]) < 0.25 and c_hat == pytest.approx(c, rel=0.3)
+        assert estimate_level_curvature(score, y, family, 1e-5, torch.Generator().manual_seed(5)) == pytest.approx(level, rel=0.1)
+
+
+def test_slope_fit_is_fooled_by_the_offset() -> None:
+    # The reason for the offset: with c = 0.005, Poisson zeta = 0.01 reads as nearly flat.
+    mu = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 0.8 + 0.1
+    y = add_noise(mu, "poisson", 0.01, torch.Generator().manual_seed(4)).clamp(0.02, 0.98)
+    p, _ = estimate_power_slope(offset_score(mu, 1.0, 0.01, 0.005), y, 1e-5, torch.Generator().manual_seed(5))
+    assert p < 0.75
+
+
+def test_fit_curvature_known_answer_and_degenerate_offset() -> None:
+    yb = torch.linspace(0.1, 0.9, 10, dtype=torch.float64)
+    p, phi, c = fit_curvature(yb, 0.002 + 0.03 * yb**2)
+    assert p == pytest.approx(2.0, abs=0.051) and phi == pytest.approx(0.03, rel=0.05) and c == pytest.approx(0.002, rel=0.1)
+    # flat v: c and phi y^p cannot be told apart; the fit says p = 0 and puts it all in phi
+    p, phi, c = fit_curvature(yb, torch.full_like(yb, 0.01))
+    assert p == 0.0 and phi == pytest.approx(0.01) and c == 0.0
+    assert all(math.isnan(v) for v in fit_curvature(yb[:2], yb[:2]))

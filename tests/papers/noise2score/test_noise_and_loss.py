@@ -6,7 +6,7 @@ import torch
 
 from components.blocks.nn.unet import N2NUNet
 from components.papers.noise2score.losses import ardae_loss, sigma_grid
-from components.papers.noise2score.noise import add_noise, sample_level
+from components.papers.noise2score.noise import add_noise, clip_quantize, noise_std, sample_level
 
 
 def test_noise_moments() -> None:
@@ -40,7 +40,17 @@ def test_levels_are_log_uniform_in_range() -> None:
 
 def test_sigma_grid_matches_official() -> None:
     grid = sigma_grid(1e-3, 0.1, 22_000)
-    assert len(grid) == 22_000 and abs(grid[0] - 0.1) < 1e-6 and abs(grid[-1] - 1e-3) < 1e-8
+    assert len(grid) == 22_000 and abs(grid[0] - 0.1) < 1e-12 and abs(grid[-1] - 1e-3) < 1e-12
+
+
+def test_clip_quantize_and_noise_std() -> None:
+    y = torch.tensor([-0.2, 0.0, 0.5, 0.50001, 1.3])
+    q = clip_quantize(y)
+    assert q.min() == 0 and q.max() == 1 and torch.allclose(q * 255, torch.round(q * 255))
+    x = torch.full((10,), 0.25)
+    assert abs(noise_std(x, "gaussian", 25.0) - 25 / 255) < 1e-12
+    assert abs(noise_std(x, "poisson", 0.04) - (0.04 * 0.25) ** 0.5) < 1e-12
+    assert abs(noise_std(x, "gamma", 100.0) - 0.25 / 10) < 1e-12
 
 
 def test_ardae_loss_falls() -> None:
@@ -51,7 +61,7 @@ def test_ardae_loss_falls() -> None:
     # Noisy images that are all one grey level: the score of y_bar = 0.5 + sigma_a u is known,
     # -(y_bar - 0.5) / sigma_a^2, and the loss can fall to 0 when the network learns it.
     y = torch.full((8, 3, 16, 16), 0.5)
-    sigmas = torch.tensor([0.1])
+    sigmas = torch.full((8,), 0.1)
     first = [ardae_loss(net, y, sigmas, g).item() for _ in range(5)]
     for _ in range(150):
         loss = ardae_loss(net, y, sigmas, g)
