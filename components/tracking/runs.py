@@ -54,7 +54,9 @@ def ensure_experiment(client: MlflowClient, paper: str, root: Path) -> str:
     try:
         return client.create_experiment(paper, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent stage
-        return client.get_experiment_by_name(paper).experiment_id
+        exp = client.get_experiment_by_name(paper)
+        assert exp is not None  # the concurrent stage created it
+        return exp.experiment_id
 
 
 def _git(root: Path, *args: str) -> str | None:

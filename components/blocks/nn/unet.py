@@ -67,6 +67,7 @@ class N2NUNet(nn.Module):
         for m in self.modules():  # He initialisation, as in the paper's code (_init_weights)
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight)
+                assert m.bias is not None  # every conv here is built with a bias
                 nn.init.zeros_(m.bias)
 
     @property

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from components.blocks.metrics.probe import LinearProbe
-from components.blocks.nn.resnet import ResNet, projection_head, resnet18
+from components.blocks.nn.resnet import Activation, Norm, ResNet, projection_head, resnet18
 from components.checkpoint import export_model, load_export
 
-ARCH = {
+ARCH: dict[str, tuple[Norm, Activation]] = {
     "ebclr": ("none", "lrelu"),
     "ebclr_lambda2_0": ("none", "lrelu"),
     "simclr": ("batch", "relu"),

@@ -36,7 +36,8 @@ def run_grid(
 
 def _run_jobs(cfg: ReluNeuronConfig, jobs) -> tuple[pd.DataFrame, dict[str, list[tuple[np.ndarray, np.ndarray, Flow]]]]:
     ex = cfg.experiments
-    rows, keep = [], {}
+    rows: list[dict] = []
+    keep: dict[str, list[tuple[np.ndarray, np.ndarray, Flow]]] = {}
     for si, s, scale, seed in jobs:
         rng = _seed(cfg, si, seed)
         x, y, v = make_dataset(s.data, s.n, s.d, rng, ex.noise_std)
