@@ -59,5 +59,8 @@ bench: setup  ## orchestration and serving benchmarks (ratios; see benchmarks/)
 	$(BIN)/python benchmarks/orchestration.py
 	$(BIN)/python benchmarks/serving.py
 
-lint: setup  ## import-layering contracts (ARCHITECTURE.md section 4)
+lint: setup  ## ruff (lint, format check), mypy on components/, import-layering contracts (ARCHITECTURE.md 4)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports

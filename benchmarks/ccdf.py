@@ -23,15 +23,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from components.papers.ccdf.config import TaskConfig  # noqa: E402
 from components.papers.ccdf.model import load  # noqa: E402
 from components.papers.ccdf.solver import ccdf, from_noise, n_prime  # noqa: E402
 from components.papers.ccdf.tasks import simple_init, simulate  # noqa: E402
-from components.papers.ccdf.config import TaskConfig  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, default=Path(os.environ.get("PAPEROPS_MODEL_DIR", ROOT / "models/ccdf/model")))
+    ap.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("PAPEROPS_MODEL_DIR", ROOT / "models/ccdf/model"))
+    )
     ap.add_argument("--batch", type=int, default=1, help="images per reconstruction call")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
@@ -47,15 +49,20 @@ def main() -> None:
     s = model.config["sampling"]
     size, steps, t0 = int(model.config["size"]), int(s["steps"]), float(s["t0"])
     amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
-    print(f"device {device} (AMP {'on' if device.type == 'cuda' else 'off'}), threads {args.threads}, image {size}x{size}, "
-          f"batch {args.batch}, N={steps}, t0={t0} -> N'={n_prime(t0, steps)}")
+    print(
+        f"device {device} (AMP {'on' if device.type == 'cuda' else 'off'}), threads {args.threads}, "
+        f"image {size}x{size}, "
+        f"batch {args.batch}, N={steps}, t0={t0} -> N'={n_prime(t0, steps)}"
+    )
     print(f"{'task':8s} {'method':22s} {'NFE':>6s} {'s/recon (median)':>17s} {'speed-up':>9s}")
     for task in args.tasks.split(","):
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(args.batch, 1, size, size, generator=gen) * 2 - 1
         op, y = simulate(task, x, TaskConfig(**model.config["task"]), gen)
         y = y.to(device)
-        x0_hat = model.initialise(task, simple_init(task, op, y)) if task in model.init_nets else simple_init(task, op, y)
+        x0_hat = (
+            model.initialise(task, simple_init(task, op, y)) if task in model.init_nets else simple_init(task, op, y)
+        )
 
         def timed(fn):
             times, nfe = [], 0
@@ -71,8 +78,16 @@ def main() -> None:
             return nfe, statistics.median(times)
 
         runs = {
-            f"CCDF (network init)": timed(lambda: ccdf(model.eps, x0_hat, op, y, model.abar, steps=steps, t0=t0, generator=gen)),
-            f"from noise, N={args.full_steps}": timed(lambda: from_noise(model.eps, tuple(x.shape), op, y, model.abar, steps=args.full_steps, generator=gen, device=device)),
+            "CCDF (network init)": timed(
+                lambda x0_hat=x0_hat, op=op, y=y, gen=gen: ccdf(
+                    model.eps, x0_hat, op, y, model.abar, steps=steps, t0=t0, generator=gen
+                )
+            ),
+            f"from noise, N={args.full_steps}": timed(
+                lambda x=x, op=op, y=y, gen=gen: from_noise(
+                    model.eps, tuple(x.shape), op, y, model.abar, steps=args.full_steps, generator=gen, device=device
+                )
+            ),
         }
         base = runs[f"from noise, N={args.full_steps}"][1]
         for name, (nfe, sec) in runs.items():

@@ -104,7 +104,9 @@ def main() -> int:
                 return 1
             time.sleep(0.5)
         bodies = {
-            "/embed": lambda i: {"arrays": digits[(i * args.images) % 1700 : (i * args.images) % 1700 + args.images].tolist()},
+            "/embed": lambda i: {
+                "arrays": digits[(i * args.images) % 1700 : (i * args.images) % 1700 + args.images].tolist()
+            },
             "/classify": lambda i: {"array": digits[i % 1797].tolist()},
         }
         with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=64)) as client:
@@ -124,8 +126,17 @@ def main() -> int:
                     wall = time.perf_counter() - start
                     lat = [t for t, code in results if code == 200]
                     bad = Counter(c for _, c in results if c != 200)
-                    rows.append((route, concurrency, len(lat) / wall, percentile(lat, 0.5), percentile(lat, 0.99),
-                                 sum(bad.values()) / len(results), ",".join(f"{n}x{c}" for c, n in sorted(bad.items()))))
+                    rows.append(
+                        (
+                            route,
+                            concurrency,
+                            len(lat) / wall,
+                            percentile(lat, 0.5),
+                            percentile(lat, 0.99),
+                            sum(bad.values()) / len(results),
+                            ",".join(f"{n}x{c}" for c, n in sorted(bad.items())),
+                        )
+                    )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -135,8 +146,10 @@ def main() -> int:
         log.close()
 
     print("\nencoder batch time in process (1 thread): " + ", ".join(f"{n}: {t * 1000:.1f} ms" for n, t in bt))
-    print(f"service: in-process batches of at most {MAX_BATCH} images; {args.requests} requests per row, "
-          f"/embed with {args.images} images each; {os.cpu_count()} cores\n")
+    print(
+        f"service: in-process batches of at most {MAX_BATCH} images; {args.requests} requests per row, "
+        f"/embed with {args.images} images each; {os.cpu_count()} cores\n"
+    )
     print(f"{'route':>10s} {'conc':>5s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>9s} {'errors':>10s}")
     for route, c, rps, p50, p99, rbad, errors in rows:
         print(f"{route:>10s} {c:5d} {rps:8.1f} {p50 * 1000:8.1f} {p99 * 1000:8.1f} {rbad:9.1%} {errors or '0':>10s}")

@@ -54,14 +54,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             b = copy_project(Path(tmp) / f"bare{i}")
-            rows["bare"].append(timed(lambda: bare(args.paper, b.path)))
+            rows["bare"].append(timed(lambda b=b: bare(args.paper, b.path)))
             c = copy_project(Path(tmp) / f"cli{i}")
-            rows["cli"].append(timed(lambda: c.run("paperops", "run", args.paper)))
+            rows["cli"].append(timed(lambda c=c: c.run("paperops", "run", args.paper)))
             d = copy_project(Path(tmp) / f"dvc{i}")
             target = f"register@{args.paper}"  # and, through its dependencies, the paper's other stages
-            rows["dvc"].append(timed(lambda: d.run("dvc", "repro", target)))
-            rows["dvc no-op"].append(timed(lambda: d.run("dvc", "repro", target)))
-            rows["prefect no-op"].append(timed(lambda: d.run(sys.executable, "-m", "flows", "--paper", args.paper)))
+            rows["dvc"].append(timed(lambda d=d, target=target: d.run("dvc", "repro", target)))
+            rows["dvc no-op"].append(timed(lambda d=d, target=target: d.run("dvc", "repro", target)))
+            rows["prefect no-op"].append(timed(lambda d=d: d.run(sys.executable, "-m", "flows", "--paper", args.paper)))
             print(f"repeat {i + 1}/{args.repeats} done", file=sys.stderr)
 
     base = statistics.median(rows["bare"])

@@ -141,7 +141,8 @@ def main() -> int:
                     results = list(pool.map(one, range(args.requests)))
                 wall = time.perf_counter() - start
                 lat = [t for t, code in results if code == 200]
-                errors = ",".join(f"{n}x{code}" for code, n in sorted(Counter(c for _, c in results if c != 200).items()))
+                failed = Counter(c for _, c in results if c != 200)
+                errors = ",".join(f"{n}x{code}" for code, n in sorted(failed.items()))
                 rows.append((concurrency, len(lat) / wall, percentile(lat, 0.5), percentile(lat, 0.99), errors))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -151,8 +152,10 @@ def main() -> int:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
 
-    print(f"\n/denoise, {args.size}x{args.size} RGB, gaussian level 25, {args.requests} requests per level, "
-          f"{threads} torch thread(s), {os.cpu_count()} cores")
+    print(
+        f"\n/denoise, {args.size}x{args.size} RGB, gaussian level 25, {args.requests} requests per level, "
+        f"{threads} torch thread(s), {os.cpu_count()} cores"
+    )
     print(f"bare in-process denoise(): p50 {bare_p50 * 1000:.1f} ms ({1 / bare_p50:.1f} /s on one caller)")
     print(f"in-process PNG decode + denoise() + PNG encode: p50 {edge_p50 * 1000:.1f} ms\n")
     print(f"{'concurrency':>11s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50/bare':>9s} {'errors':>10s}")

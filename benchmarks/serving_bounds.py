@@ -30,11 +30,15 @@ def relu_case(name: str, x: np.ndarray, y: np.ndarray, budget: float) -> None:
     start, cpu = time.monotonic(), time.process_time()
     try:
         out = analyze(x, y, 100.0, 0, should_stop=lambda: time.monotonic() > start + budget)
-        print(f"  {name:34s} finished in {time.monotonic() - start:6.1f} s wall, {time.process_time() - cpu:6.1f} s CPU "
-              f"(converged {out['converged']}, {out['pattern_changes']} pattern changes)")
+        print(
+            f"  {name:34s} finished in {time.monotonic() - start:6.1f} s wall, {time.process_time() - cpu:6.1f} s CPU "
+            f"(converged {out['converged']}, {out['pattern_changes']} pattern changes)"
+        )
     except TimeoutError as exc:
-        print(f"  {name:34s} stopped at the budget after {time.monotonic() - start:6.1f} s wall, "
-              f"{time.process_time() - cpu:6.1f} s CPU ({exc})")
+        print(
+            f"  {name:34s} stopped at the budget after {time.monotonic() - start:6.1f} s wall, "
+            f"{time.process_time() - cpu:6.1f} s CPU ({exc})"
+        )
 
 
 def relu(budget: float) -> None:
@@ -42,9 +46,18 @@ def relu(budget: float) -> None:
 
     rng = np.random.default_rng(0)
     print(f"relu_neuron /analyze, 200 x 200, init_scale 100, budget {budget:.0f} s:")
-    relu_case(f"Gaussian sd {bound / 3:g} clipped to {bound:g}", np.clip(bound / 3 * rng.standard_normal((200, 200)), -bound, bound),
-              np.clip(bound / 3 * rng.standard_normal(200), -bound, bound), budget)
-    relu_case(f"+-{bound:g} everywhere", bound * rng.choice([-1.0, 1.0], (200, 200)), bound * rng.choice([-1.0, 1.0], 200), budget)
+    relu_case(
+        f"Gaussian sd {bound / 3:g} clipped to {bound:g}",
+        np.clip(bound / 3 * rng.standard_normal((200, 200)), -bound, bound),
+        np.clip(bound / 3 * rng.standard_normal(200), -bound, bound),
+        budget,
+    )
+    relu_case(
+        f"+-{bound:g} everywhere",
+        bound * rng.choice([-1.0, 1.0], (200, 200)),
+        bound * rng.choice([-1.0, 1.0], 200),
+        budget,
+    )
     for scale in (10.0, 30.0, 1e5):  # outside the bound now: what it used to allow
         x = scale * (1 + 0.01 * rng.standard_normal((200, 200))) * rng.choice([-1, 1], (200, 200))
         relu_case(f"|x| ~ {scale:g} (refused now)", x, scale * np.abs(1 + 0.01 * rng.standard_normal(200)), budget)
@@ -52,10 +65,9 @@ def relu(budget: float) -> None:
 
 def ccdf(budget: float) -> None:
     import torch
-
-    from components.blocks.diffusion.unet import build_eps_unet, eps_fn
     import yaml
 
+    from components.blocks.diffusion.unet import build_eps_unet, eps_fn
     from components.papers.ccdf.predict import MAX_WORK
     from serving.common import torch_threads
 
@@ -79,8 +91,10 @@ def ccdf(budget: float) -> None:
         per_pixel.append(sec / (batch * 256 * 256))
         print(f"  one NFE on {batch} x 256 x 256: {sec:.2f} s")
     worst = MAX_WORK * max(per_pixel)
-    print(f"  {max(per_pixel):.2e} s per pixel-NFE; the worst allowed request ({MAX_WORK} pixel-NFEs) ~ {worst:.0f} s "
-          f"against the {budget:.0f} s budget ({'fits' if worst < budget else 'does NOT fit'})")
+    print(
+        f"  {max(per_pixel):.2e} s per pixel-NFE; the worst allowed request ({MAX_WORK} pixel-NFEs) ~ {worst:.0f} s "
+        f"against the {budget:.0f} s budget ({'fits' if worst < budget else 'does NOT fit'})"
+    )
 
 
 def main() -> int:

@@ -28,13 +28,14 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCALES = ("smoke", "default", "paper")
 Scale = Literal["smoke", "default", "paper"]
+M = TypeVar("M", bound=BaseModel)
 SECTION_KEYS = ("common", *SCALES)
 TOP_KEYS = ("scale", "papers")
 
@@ -152,7 +153,7 @@ def _not_json(value: Any, loc: str) -> str | None:
     return f"{loc}: {type(value).__name__} values are not allowed (got {value!r}); quote it to make it a string"
 
 
-def resolve(model: type[BaseModel], section: Mapping[str, Any] | None, scale: str, name: str) -> BaseModel:
+def resolve(model: type[M], section: Mapping[str, Any] | None, scale: str, name: str) -> M:
     """Build a paper's config for one scale from its params.yaml section (strict types).
 
     Raises:
@@ -181,7 +182,7 @@ class Params(BaseModel):
     sections: dict[str, dict[str, Any]]
     path: Path
 
-    def config(self, paper: str, scale: str | None = None) -> BaseModel:
+    def config(self, paper: str, scale: str | None = None) -> PaperConfig:
         """The resolved, validated config of ``paper`` at ``scale`` (default: the file's).
 
         Raises:
@@ -283,7 +284,8 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
                 problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
-    return Params(scale=chosen, papers=tuple(papers), sections=sections, path=path.resolve())
+    # no problems: _check_top found the chosen scale among SCALES
+    return Params(scale=cast(Scale, chosen), papers=tuple(papers), sections=sections, path=path.resolve())
 
 
 def flatten(cfg: BaseModel | Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

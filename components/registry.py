@@ -97,7 +97,7 @@ def get_paper(name: str) -> Paper:
     package = _known(name)
     module = importlib.import_module(package)
     if not hasattr(module, "config") and f"{package}.config" in sys.modules:
-        module.config = sys.modules[f"{package}.config"]  # bind the submodule loaded alone
+        vars(module)["config"] = sys.modules[f"{package}.config"]  # bind the submodule loaded alone
     paper = module.PAPER
     if paper.name != name:
         raise RuntimeError(f"{package}.PAPER.name is {paper.name!r}, registered as {name!r}")

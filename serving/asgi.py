@@ -14,8 +14,9 @@ the disk or the model. The per-image bound is checked again after parsing (servi
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -160,7 +161,8 @@ class ErrorShape:
             if message.get("more_body"):
                 return
             body = json.dumps({"error": error_message(start["status"], b"".join(chunks))}).encode()
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
+            replaced = (b"content-type", b"content-length")
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in replaced]
             headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -97,7 +97,9 @@ class CCDF(PaperService):
             raise ValueError(f"mask is {m.pixels.shape[1]}x{m.pixels.shape[0]} but the image is "
                              f"{d.pixels.shape[1]}x{d.pixels.shape[0]}")
         with self.lock:
-            out = self.predict.inpaint(self.model, d.pixels, m.pixels, steps=steps, t0=t0, init=init, should_stop=budget)
+            out = self.predict.inpaint(
+                self.model, d.pixels, m.pixels, steps=steps, t0=t0, init=init, should_stop=budget
+            )
         return self._png(ctx, out["image"], d.mode, out["nfe"])
 
     def _mri(self, kspace: Path, mask: Path, steps: int | None, t0: float | None, init: str) -> dict:
@@ -107,16 +109,29 @@ class CCDF(PaperService):
             return self.predict.mri_reconstruct(self.model, k, m, steps=steps, t0=t0, init=init, should_stop=budget)
 
     @bentoml.api(route="/mri_reconstruct")
-    def mri_reconstruct(self, kspace: Path, mask: Path, steps: Steps | None = None, t0: T0 | None = None,
-                        init: Init = "network", ctx: bentoml.Context = None) -> PNG:
+    def mri_reconstruct(
+        self,
+        kspace: Path,
+        mask: Path,
+        steps: Steps | None = None,
+        t0: T0 | None = None,
+        init: Init = "network",
+        ctx: bentoml.Context = None,
+    ) -> PNG:
         """CS-MRI from ``kspace`` and ``mask`` (.npy uploads) -> PNG of the magnitude (normalised to [0, 1])."""
         out = self._mri(kspace, mask, steps, t0, init)
         return self._png(ctx, out["image"], "L", out["nfe"])
 
     @bentoml.api(route="/mri_reconstruct_npy")
-    def mri_reconstruct_npy(self, kspace: Path, mask: Path, steps: Steps | None = None, t0: T0 | None = None,
-                            init: Init = "network", ctx: bentoml.Context = None,
-                            ) -> Annotated[Path, ContentType("application/octet-stream")]:
+    def mri_reconstruct_npy(
+        self,
+        kspace: Path,
+        mask: Path,
+        steps: Steps | None = None,
+        t0: T0 | None = None,
+        init: Init = "network",
+        ctx: bentoml.Context = None,
+    ) -> Annotated[Path, ContentType("application/octet-stream")]:
         """CS-MRI from ``kspace`` and ``mask`` (.npy) -> .npy float32 (H, W) in the scale of the k-space's image."""
         out = self._mri(kspace, mask, steps, t0, init)
         ctx.response.headers["X-NFE"] = str(out["nfe"])
@@ -125,8 +140,15 @@ class CCDF(PaperService):
         return path
 
     @bentoml.api(route="/mri_reconstruct_image")
-    def mri_reconstruct_image(self, image: Path, acceleration: Acceleration = 4.0, steps: Steps | None = None,
-                              t0: T0 | None = None, init: Init = "network", ctx: bentoml.Context = None) -> PNG:
+    def mri_reconstruct_image(
+        self,
+        image: Path,
+        acceleration: Acceleration = 4.0,
+        steps: Steps | None = None,
+        t0: T0 | None = None,
+        init: Init = "network",
+        ctx: bentoml.Context = None,
+    ) -> PNG:
         """Simulate single-coil k-space of a PNG/JPEG at ``acceleration`` (the model's mask kind) and
         reconstruct it -> PNG."""
         budget = self.budget()

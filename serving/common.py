@@ -50,8 +50,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import bentoml
 import numpy as np
@@ -194,7 +195,9 @@ def read_npy(upload: Path, limit: int, max_elements: int, what: str) -> np.ndarr
         raise ValueError(f"{what} must hold numbers, not {dtype}")
     count = int(np.prod(shape, dtype=np.float64)) if shape else 1
     if count > max_elements:
-        raise ValueError(f"{what} declares shape {tuple(shape)} ({count} elements); at most {max_elements} are accepted")
+        raise ValueError(
+            f"{what} declares shape {tuple(shape)} ({count} elements); at most {max_elements} are accepted"
+        )
     if count * dtype.itemsize > len(data) - f.tell():
         raise ValueError(f"{what} declares shape {tuple(shape)} but the file holds less data (truncated)")
     try:
@@ -278,8 +281,15 @@ def _version() -> str:
 
 
 def paper_service(
-    *, paper: str, title: str, description: str | None, timeout: float, max_concurrency: int,
-    max_request_bytes: int, budget_s: float | None = None, workers: int = 1,
+    *,
+    paper: str,
+    title: str,
+    description: str | None,
+    timeout: float,
+    max_concurrency: int,
+    max_request_bytes: int,
+    budget_s: float | None = None,
+    workers: int = 1,
 ) -> Callable[[type], Any]:
     """Make a ``PaperService`` subclass a BentoML service with the house defaults and guard.
 
@@ -298,8 +308,11 @@ def paper_service(
         cls.BUDGET_S = float(env_budget) if env_budget else (budget_s if budget_s is not None else 0.8 * timeout)
         cls.__openapi_info__ = (title, description, _version())
         svc = bentoml.service(
-            cls, name=paper, http={"host": HOST, "port": PORT},
-            traffic={"timeout": timeout, "max_concurrency": max_concurrency}, workers=workers,
+            cls,
+            name=paper,
+            http={"host": HOST, "port": PORT},
+            traffic={"timeout": timeout, "max_concurrency": max_concurrency},
+            workers=workers,
             service_class=_Service,
         )
         edge.install(svc, cls.BUDGET_S)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import anyio
 import bentoml
@@ -82,14 +82,14 @@ class EBCLR(PaperService):
     # File fields are `list[Path]` defaulting to empty: BentoML 1.4 cannot build an input model
     # for Optional[Path] or Optional[list[Path]] ("unhashable type: 'FileSchema'").
     @bentoml.api(route="/embed")
-    async def embed(self, images: list[Path] = Field(default_factory=list), arrays: Optional[list] = None) -> dict:  # noqa: UP007
+    async def embed(self, images: list[Path] = Field(default_factory=list), arrays: list | None = None) -> dict:  # noqa: UP007
         """Embeddings of one or more images: ``{"embeddings": [[...]], "dim": D, "count": N}``."""
         x = await anyio.to_thread.run_sync(self._prepare, images or None, arrays)
         feats = await self.batcher(x)
         return {"embeddings": feats.tolist(), "dim": int(feats.shape[1]), "count": int(feats.shape[0])}
 
     @bentoml.api(route="/classify")
-    async def classify(self, image: list[Path] = Field(default_factory=list), array: Optional[list] = None) -> dict:  # noqa: UP007
+    async def classify(self, image: list[Path] = Field(default_factory=list), array: list | None = None) -> dict:  # noqa: UP007
         """Label and class probabilities of one image (multipart ``image`` or JSON ``array``)."""
         if len(image) > 1:
             raise ValueError(f"send exactly one image, got {len(image)}")
@@ -100,7 +100,10 @@ class EBCLR(PaperService):
 
         probs = self.predict.probabilities(self.model, torch.from_numpy(await self.batcher(x)))[0]
         classes = self.model.classes
-        return {"label": classes[int(probs.argmax())], "probabilities": {c: float(p) for c, p in zip(classes, probs, strict=True)}}
+        return {
+            "label": classes[int(probs.argmax())],
+            "probabilities": {c: float(p) for c, p in zip(classes, probs, strict=True)},
+        }
 
 
 Service = EBCLR

@@ -46,7 +46,9 @@ BAD_INPUT_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError, Memo
 # ----------------------------------------------------------------------------------------- JSON
 def _int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise BadInput(f"an integer of {len(text.lstrip('-'))} digits is out of range (at most {MAX_INT_DIGITS} digits)")
+        raise BadInput(
+            f"an integer of {len(text.lstrip('-'))} digits is out of range (at most {MAX_INT_DIGITS} digits)"
+        )
     return int(text)
 
 
@@ -109,8 +111,10 @@ async def _parse_json(request: Request, cls: type) -> Any:
     _check_fields(cls, list(data))
     files = [k for k in data if k in cls.multipart_fields]
     if files:  # BentoML would write a string into the file or, for a URL body, fetch it
-        raise BadInput(f"{files[0]!r} is a file: send it as a multipart upload (curl -F {files[0]}=@file.png); "
-                       "URLs and text are not fetched or read")
+        raise BadInput(
+            f"{files[0]!r} is a file: send it as a multipart upload (curl -F {files[0]}=@file.png); "
+            "URLs and text are not fetched or read"
+        )
     return _validate(cls, data)
 
 
@@ -152,8 +156,10 @@ async def _parse_form(request: Request, cls: type) -> Any:
         if name in cls.multipart_fields:
             for v in values:
                 if not isinstance(v, UploadFile):  # BentoML would fetch it (MultipartSerde.ensure_file)
-                    raise BadInput(f"{name!r} must be an uploaded file (a multipart part with a filename); "
-                                   "URLs and text are not fetched or read")
+                    raise BadInput(
+                        f"{name!r} must be an uploaded file (a multipart part with a filename); "
+                        "URLs and text are not fetched or read"
+                    )
                 v.filename = _safe_filename(v.filename)
             annotation = cls.model_fields[name].annotation
             if getattr(annotation, "__origin__", None) is list:
@@ -192,8 +198,12 @@ def _error(ctx: Any, status: int, message: str) -> JSONResponse:
 
 def _mapped(exc: BaseException, ctx: Any, budget_s: float) -> JSONResponse:
     if isinstance(exc, TimeoutError):
-        return _error(ctx, 504, f"{exc or 'stopped'}: the request ran out of this service's time budget of "
-                                f"{budget_s:g} s; ask for less work (fewer steps, smaller inputs)")
+        return _error(
+            ctx,
+            504,
+            f"{exc or 'stopped'}: the request ran out of this service's time budget of "
+            f"{budget_s:g} s; ask for less work (fewer steps, smaller inputs)",
+        )
     if isinstance(exc, BadInput):
         return _error(ctx, 400, str(exc))
     if isinstance(exc, MemoryError):

@@ -25,8 +25,13 @@ def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
     """
     if reuse := os.environ.get("PAPEROPS_TEST_SMOKE_REPO"):
         path = Path(reuse).resolve()
-        env = {**os.environ, **QUIET_ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               "MLFLOW_TRACKING_URI": f"sqlite:///{path / 'mlflow.db'}", "PREFECT_HOME": str(path / ".prefect")}
+        env = {
+            **os.environ,
+            **QUIET_ENV,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{path / 'mlflow.db'}",
+            "PREFECT_HOME": str(path / ".prefect"),
+        }
         return ProjectCopy(path, env)
     base = tmp_path_factory.mktemp("smoke")
     project = copy_project(base / "project")

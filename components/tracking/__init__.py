@@ -7,4 +7,13 @@ Everything else (CLI, flows, services) goes through these functions; paper code 
 from components.tracking.registry import CHAMPION, champion_version, fetch_model, register_model
 from components.tracking.runs import MlflowLogger, configure, stage_run, tracking_uri
 
-__all__ = ["CHAMPION", "MlflowLogger", "champion_version", "configure", "fetch_model", "register_model", "stage_run", "tracking_uri"]
+__all__ = [
+    "CHAMPION",
+    "MlflowLogger",
+    "champion_version",
+    "configure",
+    "fetch_model",
+    "register_model",
+    "stage_run",
+    "tracking_uri",
+]

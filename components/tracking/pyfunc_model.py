@@ -22,10 +22,14 @@ class PaperModel(PythonModel):
         from components.registry import get_paper
 
         self.paper = get_paper(context.model_config["paper"])
+        if self.paper.load is None or self.paper.predict is None:
+            raise RuntimeError(f"paper {self.paper.name!r} serves no model (PAPER.load/predict is None)")
         self.model = self.paper.load(Path(context.artifacts["model_dir"]))
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
-        return self.paper.predict(self.model, model_input, **(params or {}))
+        predict = self.paper.predict
+        assert predict is not None  # load_context refused a paper without one
+        return predict(self.model, model_input, **(params or {}))
 
 
 mlflow.models.set_model(PaperModel())

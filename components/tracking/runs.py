@@ -54,7 +54,9 @@ def ensure_experiment(client: MlflowClient, paper: str, root: Path) -> str:
     try:
         return client.create_experiment(paper, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent stage
-        return client.get_experiment_by_name(paper).experiment_id
+        exp = client.get_experiment_by_name(paper)
+        assert exp is not None  # the concurrent stage created it
+        return exp.experiment_id
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -204,7 +206,8 @@ def close_orphaned_runs(client: MlflowClient, experiment_id: str, stage: str) ->
     """
     host = socket.gethostname()
     closed = []
-    for run in client.search_runs([experiment_id], filter_string=f"tags.`paperops.stage` = '{stage}' and attributes.status = 'RUNNING'"):
+    running = f"tags.`paperops.stage` = '{stage}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs([experiment_id], filter_string=running):
         tags = run.data.tags
         if tags.get("paperops.host") != host or not tags.get("paperops.pid", "").isdigit():
             continue
@@ -219,9 +222,7 @@ def close_orphaned_runs(client: MlflowClient, experiment_id: str, stage: str) ->
 
 
 @contextlib.contextmanager
-def stage_run(
-    root: Path, paper: str, stage: str, scale: str, params: dict[str, Any]
-) -> Iterator[MlflowLogger]:
+def stage_run(root: Path, paper: str, stage: str, scale: str, params: dict[str, Any]) -> Iterator[MlflowLogger]:
     """Open the MLflow run of one stage, yield its logger, close it FINISHED or FAILED.
 
     Buffered metrics are flushed even when the stage raises, so a crash loses nothing logged.

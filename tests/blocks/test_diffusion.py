@@ -54,7 +54,9 @@ def test_steps_match_diffusers_schedulers() -> None:
     ddim = DDIMScheduler(beta_start=1e-4, beta_end=0.02, clip_sample=False, timestep_spacing="trailing")
     ddim.set_timesteps(50)
     t, t_prev = int(ddim.timesteps[3]), int(ddim.timesteps[4])
-    assert torch.allclose(ddim_step(x, eps, float(ABAR[t]), float(ABAR[t_prev])), ddim.step(eps, t, x, eta=0.0).prev_sample, atol=1e-5)
+    assert torch.allclose(
+        ddim_step(x, eps, float(ABAR[t]), float(ABAR[t_prev])), ddim.step(eps, t, x, eta=0.0).prev_sample, atol=1e-5
+    )
 
 
 def _gaussian_eps(sigma2: float):
@@ -73,7 +75,7 @@ def test_ddim_inversion_then_sampling_reconstructs_x0() -> None:
     fn = _gaussian_eps(0.25)
     errors = []
     for n in (50, 1000):  # first-order inversion: the error shrinks with the step size
-        steps = respaced_timesteps(n)[-(2 * n // 5):]
+        steps = respaced_timesteps(n)[-(2 * n // 5) :]
         rec, nfe = sample(fn, ddim_invert(fn, x0, steps, ABAR), steps, ABAR, method="ddim", clip=False)
         assert nfe == len(steps)
         errors.append(float((rec - x0).norm() / x0.norm()))
@@ -88,8 +90,14 @@ def test_ddim_inversion_then_sampling_reconstructs_x0() -> None:
 
 def test_ddpm_sampling_with_exact_model_has_the_data_variance() -> None:
     fn = _gaussian_eps(0.25)
-    x, _ = sample(fn, torch.randn(2000, 1, 2, 2, generator=torch.Generator().manual_seed(1)), respaced_timesteps(1000),
-                  ABAR, generator=torch.Generator().manual_seed(2), clip=False)
+    x, _ = sample(
+        fn,
+        torch.randn(2000, 1, 2, 2, generator=torch.Generator().manual_seed(1)),
+        respaced_timesteps(1000),
+        ABAR,
+        generator=torch.Generator().manual_seed(2),
+        clip=False,
+    )
     assert abs(float(x.var()) - 0.25) < 0.03
 
 
@@ -100,7 +108,9 @@ def test_data_consistency_is_applied_each_step() -> None:
         calls.append(abar_prev)
         return torch.zeros_like(x)
 
-    out, nfe = sample(_gaussian_eps(1.0), torch.randn(1, 1, 4, 4), respaced_timesteps(10)[-3:], ABAR, data_consistency=dc)
+    out, nfe = sample(
+        _gaussian_eps(1.0), torch.randn(1, 1, 4, 4), respaced_timesteps(10)[-3:], ABAR, data_consistency=dc
+    )
     assert nfe == 3 and len(calls) == 3 and calls[-1] == 1.0 and torch.equal(out, torch.zeros(1, 1, 4, 4))
 
 
@@ -113,7 +123,9 @@ def test_ddpm_loss_falls_on_a_tiny_dataset() -> None:
 
     def eval_loss() -> float:
         with torch.no_grad():
-            return float(sum(ddpm_loss(eps_fn(unet), data, ABAR, torch.Generator().manual_seed(s)) for s in range(4)) / 4)
+            return float(
+                sum(ddpm_loss(eps_fn(unet), data, ABAR, torch.Generator().manual_seed(s)) for s in range(4)) / 4
+            )
 
     before = eval_loss()
     for _ in range(30):

@@ -26,7 +26,9 @@ def test_photo_patches_split_and_labels() -> None:
                                  images=_images())
     assert names == ["im0", "im1", "im2"] and split.n_classes == 3
     assert split.train_x.shape == (15, 1, 8, 8) and split.test_x.shape == (12, 1, 8, 8)
-    assert split.train_y.tolist() == [0] * 5 + [1] * 5 + [2] * 5 and split.test_y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert (
+        split.train_y.tolist() == [0] * 5 + [1] * 5 + [2] * 5 and split.test_y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    )
     assert (split.test_x > 0.7).all()  # test patches come from the right strip (x >= 70) only
     assert (split.train_x.amax(dim=(1, 2, 3)) < 0.85).all()
     again, _ = photo_patches(patch=8, size=8, scale=1.0, n_train=5, n_test=4, standardize=False, images=_images())
@@ -42,7 +44,9 @@ def test_standardize_removes_brightness_and_contrast() -> None:
     assert torch.allclose(strong.mean(dim=(1, 2, 3)), torch.full((3,), 0.5), atol=1e-5)
     sd = strong.std(dim=(1, 2, 3))
     assert (sd < 0.2).all() and sd[2] / sd[0] < 2.0  # x4 contrast in, less than x2 out
-    assert torch.allclose(standardize_patches(torch.full((1, 1, 4, 4), 0.9)), torch.full((1, 1, 4, 4), 0.5))  # flat: flat
+    assert torch.allclose(
+        standardize_patches(torch.full((1, 1, 4, 4), 0.9)), torch.full((1, 1, 4, 4), 0.5)
+    )  # flat: flat
 
 
 def test_accuracy_estimate_combines_seeds_and_test_set() -> None:

@@ -33,7 +33,10 @@ def test_adjointness(name: str) -> None:
     x = torch.randn(3, 1, 32, 32, generator=gen, dtype=torch.float64)
     ax = op.A(x)
     if ax.is_complex():
-        y = torch.complex(torch.randn(ax.shape, generator=gen, dtype=torch.float64), torch.randn(ax.shape, generator=gen, dtype=torch.float64))
+        y = torch.complex(
+            torch.randn(ax.shape, generator=gen, dtype=torch.float64),
+            torch.randn(ax.shape, generator=gen, dtype=torch.float64),
+        )
     else:
         y = torch.randn(ax.shape, generator=gen, dtype=torch.float64)
     lhs, rhs = _inner(ax, y), _inner(x, op.A_adjoint(y))
@@ -46,7 +49,10 @@ def test_projection_is_consistent_and_non_expansive(name: str) -> None:
     gen = torch.Generator().manual_seed(2)
     truth = torch.rand(2, 1, 32, 32, generator=gen, dtype=torch.float64)
     y = op.A(truth)
-    u, v = torch.randn(truth.shape, generator=gen, dtype=torch.float64), torch.randn(truth.shape, generator=gen, dtype=torch.float64)
+    u, v = (
+        torch.randn(truth.shape, generator=gen, dtype=torch.float64),
+        torch.randn(truth.shape, generator=gen, dtype=torch.float64),
+    )
     pu, pv = project(u, y, op), project(v, y, op)
     assert float((pu - pv).norm()) <= float((u - v).norm()) + 1e-9  # non-expansive
     assert torch.allclose(project(truth, y, op), truth, atol=1e-10)  # the truth is a fixed point

@@ -10,7 +10,13 @@ import torch
 from PIL import Image
 
 from components.blocks.data.images import (
-    SKIMAGE_IMAGES, center_crop, folder_images, random_patches, skimage_images, split_by_image, to_rgb_float,
+    SKIMAGE_IMAGES,
+    center_crop,
+    folder_images,
+    random_patches,
+    skimage_images,
+    split_by_image,
+    to_rgb_float,
 )
 from components.blocks.metrics.image import psnr, psnr_per_image, ssim
 from components.blocks.nn.unet import N2NUNet, pad_to_multiple

@@ -35,7 +35,9 @@ def test_flow_runs_stages_through_dvc(smoke_repo, prefect_harness, monkeypatch) 
 
     assert state.is_completed(), state
     results = state.result()
-    assert [r["stage"] for r in results] == [f"{s}@{PAPER}" for s in ("validate", "prepare", "train", "evaluate", "register")]
+    assert [r["stage"] for r in results] == [
+        f"{s}@{PAPER}" for s in ("validate", "prepare", "train", "evaluate", "register")
+    ]
     assert [r["ran"] for r in results] == [False, False, False, False, True]
     after = {str(v.version) for v in client.search_model_versions(f"name='{PAPER}'")}
     registration = json.loads((smoke_repo.path / "reports" / PAPER / "registration.json").read_text())

@@ -60,7 +60,10 @@ def _set_smoke(paper: str, group: str, key: str, value) -> Callable[[dict], None
 
 BAD_EDITS: dict[str, tuple[Callable[[str], str], str]] = {
     # name: (edit of params.yaml's text, what the error output names)
-    "bool-for-int": (_dict_edit(_set_smoke(B, "train", "checkpoint_every", True)), f"{B}[smoke].train.checkpoint_every"),
+    "bool-for-int": (
+        _dict_edit(_set_smoke(B, "train", "checkpoint_every", True)),
+        f"{B}[smoke].train.checkpoint_every",
+    ),
     "out-of-range": (_dict_edit(lambda d: d[A].setdefault("smoke", {}).update(seed=-1)), f"{A}[smoke].seed"),
     "unknown-key": (_dict_edit(lambda d: d[B].setdefault("smoke", {}).update(bogus=1)), f"{B}[smoke].bogus"),
     "null-section": (_dict_edit(lambda d: d.update({B: None})), f"{B}: must be a mapping"),

@@ -39,10 +39,14 @@ def test_status_before_any_run_and_with_bad_params(tmp_path) -> None:
 
     root = Path(__file__).resolve().parents[2]
     (tmp_path / "params.yaml").write_text((root / "params.yaml").read_text())
-    proc = subprocess.run([sys.executable, "-m", "components", "status"], check=False, cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "components", "status"], check=False, cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert all("not registered yet" in line and "nothing served" in line for line in proc.stdout.splitlines())
     assert not (tmp_path / "mlflow.db").exists(), "status never creates a tracking store"
     (tmp_path / "params.yaml").write_text("scale: smoke\n")
-    proc = subprocess.run([sys.executable, "-m", "components", "status"], check=False, cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "components", "status"], check=False, cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "papers: missing" in proc.stderr

@@ -8,8 +8,8 @@ reach it in seconds; every other request of the tests fits it by far.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Callable
 
 import pytest
 

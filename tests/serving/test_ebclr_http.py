@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 pytestmark = pytest.mark.e2e
 
 
@@ -51,7 +50,9 @@ def test_embed_json_batch_and_files_agree(server) -> None:
 def test_classify(server) -> None:
     for body in ({"array": digits(1)[0].tolist()}, None):
         if body is None:
-            r = httpx.post(f"{server}/classify", files={"image": ("d.png", to_png(digits(1)[0]), "image/png")}, timeout=30)
+            r = httpx.post(
+                f"{server}/classify", files={"image": ("d.png", to_png(digits(1)[0]), "image/png")}, timeout=30
+            )
         else:
             r = httpx.post(f"{server}/classify", json=body, timeout=30)
         assert r.status_code == 200, r.text
@@ -76,7 +77,9 @@ def test_concurrency_32_is_not_refused(server) -> None:
     """32 concurrent clients stay under max_concurrency 64: no 429 (the old self-proxy counted each twice)."""
     imgs = digits(4)
     with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=64)) as client, ThreadPoolExecutor(32) as pool:
-        codes = list(pool.map(lambda i: client.post(f"{server}/embed", json={"arrays": imgs.tolist()}).status_code, range(96)))
+        codes = list(
+            pool.map(lambda i: client.post(f"{server}/embed", json={"arrays": imgs.tolist()}).status_code, range(96))
+        )
     assert codes == [200] * 96, sorted(set(codes))
 
 
@@ -90,7 +93,11 @@ def test_concurrency_32_is_not_refused(server) -> None:
         ("/embed", {"json": {"arrays": np.zeros((1, 600, 8)).tolist()}}, "sides"),
         ("/embed", {"json": {"arrays": [[["a"]]]}}, "could not convert"),
         ("/embed", {"files": [("images", ("x.png", b"not an image", "image/png"))]}, "not a readable"),
-        ("/embed", {"content": b"\0" * (17 * 1024 * 1024), "headers": {"content-type": "application/json"}}, "limit is"),
+        (
+            "/embed",
+            {"content": b"\0" * (17 * 1024 * 1024), "headers": {"content-type": "application/json"}},
+            "limit is",
+        ),
         ("/classify", {"json": {"array": np.zeros((2, 16, 16)).tolist()}}, "(N, H, W, C)"),
         ("/classify", {"files": [("image", ("a.png", to_png(np.zeros((16, 16))), "image/png"))] * 2}, "exactly one"),
     ],

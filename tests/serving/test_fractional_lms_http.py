@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import httpx
+import numpy as np
 import pytest
-
 
 pytestmark = pytest.mark.e2e
 

@@ -23,9 +23,20 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
              "/mri_reconstruct_npy": ("kspace", "mask"), "/mri_reconstruct_image": ("image",)},
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
-TEXT_FIELD = {"/denoise": "level", "/identify": "x", "/filter": "x", "/predict": "x", "/analyze": "X", "/embed": "arrays",
-              "/classify": "array", "/super_resolve": "steps", "/inpaint": "steps", "/mri_reconstruct": "steps",
-              "/mri_reconstruct_npy": "steps", "/mri_reconstruct_image": "acceleration"}
+TEXT_FIELD = {
+    "/denoise": "level",
+    "/identify": "x",
+    "/filter": "x",
+    "/predict": "x",
+    "/analyze": "X",
+    "/embed": "arrays",
+    "/classify": "array",
+    "/super_resolve": "steps",
+    "/inpaint": "steps",
+    "/mri_reconstruct": "steps",
+    "/mri_reconstruct_npy": "steps",
+    "/mri_reconstruct_image": "acceleration",
+}
 CASES = [(paper, route) for paper, routes in ENDPOINTS.items() for route in routes]
 
 
@@ -44,18 +55,34 @@ def huge_npy() -> bytes:
 JSON = {"content-type": "application/json"}
 DEEP = b"[" * 100_000 + b"]" * 100_000
 BAD_REQUESTS = {
-    "a form field of JSON nested past the recursion limit": lambda route, files: {"data": {TEXT_FIELD.get(route, "x"): DEEP.decode()}},
-    "a form field holding an integer of 5000 digits": lambda route, files: {"data": {TEXT_FIELD.get(route, "x"): "9" * 5000}},
+    "a form field of JSON nested past the recursion limit": lambda route, files: {
+        "data": {TEXT_FIELD.get(route, "x"): DEEP.decode()}
+    },
+    "a form field holding an integer of 5000 digits": lambda route, files: {
+        "data": {TEXT_FIELD.get(route, "x"): "9" * 5000}
+    },
     "a form field holding 1e400": lambda route, files: {"data": {TEXT_FIELD.get(route, "x"): "1e400"}},
     "json nested past the recursion limit": lambda route, files: {"content": b'{"x": ' + DEEP + b"}", "headers": JSON},
     "an integer of 5000 digits": lambda route, files: {"content": b'{"x": [' + b"9" * 5000 + b"]}", "headers": JSON},
-    "a number that overflows a float": lambda route, files: {"content": b'{"x": [1e400], "level": 1e999}', "headers": JSON},
+    "a number that overflows a float": lambda route, files: {
+        "content": b'{"x": [1e400], "level": 1e999}',
+        "headers": JSON,
+    },
     "a JSON body that is a URL": lambda route, files: {"content": b'"http://127.0.0.1:9/x.png"', "headers": JSON},
-    "an unknown field holding binary data": lambda route, files: {"files": {"image_" if files else "zz": (None, b"\xff\xfe\x00\x81binary")}},
-    "a known field holding binary data": lambda route, files: {"files": {(files or ("x",))[0]: (None, b"\xff\xfe\x00\x81")}},
-    "multipart without a boundary": lambda route, files: {"content": b"--x\r\n\r\n", "headers": {"content-type": "multipart/form-data"}},
+    "an unknown field holding binary data": lambda route, files: {
+        "files": {"image_" if files else "zz": (None, b"\xff\xfe\x00\x81binary")}
+    },
+    "a known field holding binary data": lambda route, files: {
+        "files": {(files or ("x",))[0]: (None, b"\xff\xfe\x00\x81")}
+    },
+    "multipart without a boundary": lambda route, files: {
+        "content": b"--x\r\n\r\n",
+        "headers": {"content-type": "multipart/form-data"},
+    },
     "over 1000 fields": lambda route, files: {"data": {f"f{i}": "1" for i in range(1001)}},
-    "a filename over 255 bytes": lambda route, files: {"files": {(files or ("x",))[0]: ("a" * 300 + ".png", png(), "image/png")}},
+    "a filename over 255 bytes": lambda route, files: {
+        "files": {(files or ("x",))[0]: ("a" * 300 + ".png", png(), "image/png")}
+    },
     "a URL in a file field": lambda route, files: {"data": {(files or ("x",))[0]: "http://127.0.0.1:9/x.png"}},
 }
 
@@ -71,14 +98,21 @@ def test_malformed_request_is_4xx_with_one_error_shape(served, paper: str, route
 
 
 def test_overflowing_level_and_huge_npy_header(served) -> None:
-    r = httpx.post(f"{served('noise2score')}/denoise", files={"image": ("x.png", png(), "image/png")},
-                   data={"noise": "gaussian", "level": "1e200"}, timeout=60)
+    r = httpx.post(
+        f"{served('noise2score')}/denoise",
+        files={"image": ("x.png", png(), "image/png")},
+        data={"noise": "gaussian", "level": "1e200"},
+        timeout=60,
+    )
     assert r.status_code == 400 and "level" in r.json()["error"], r.text
     m = io.BytesIO()
     np.save(m, np.ones((32, 32), np.float32))
     for route in ("/mri_reconstruct", "/mri_reconstruct_npy"):
-        r = httpx.post(f"{served('ccdf')}{route}", files={"kspace": ("k.npy", huge_npy(), "a/b"), "mask": ("m.npy", m.getvalue(), "a/b")},
-                       timeout=60)
+        r = httpx.post(
+            f"{served('ccdf')}{route}",
+            files={"kspace": ("k.npy", huge_npy(), "a/b"), "mask": ("m.npy", m.getvalue(), "a/b")},
+            timeout=60,
+        )
         assert r.status_code == 400 and "declares shape (1000000, 1000000)" in r.json()["error"], r.text
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 pytestmark = pytest.mark.e2e
 
 
@@ -41,7 +40,9 @@ def noisy_pair(kind: str) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("form", [{"noise": "gaussian", "level": "50"}, {"noise": "auto"}])
 def test_denoise_improves_psnr(server, kind: str, form: dict) -> None:
     clean, noisy = noisy_pair(kind)
-    r = httpx.post(f"{server}/denoise", files={"image": ("noisy.png", to_png(noisy), "image/png")}, data=form, timeout=60)
+    r = httpx.post(
+        f"{server}/denoise", files={"image": ("noisy.png", to_png(noisy), "image/png")}, data=form, timeout=60
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
     out = Image.open(io.BytesIO(r.content))
@@ -67,7 +68,11 @@ def test_estimate(server) -> None:
     [
         ({"image": ("x.png", b"not an image at all", "image/png")}, {}, "not a readable"),
         ({"image": ("x.png", b"", "image/png")}, {}, "empty"),
-        ({"image": ("x.png", to_png(np.random.default_rng(0).random((64, 64)))[:300], "image/png")}, {}, "not a readable"),
+        (
+            {"image": ("x.png", to_png(np.random.default_rng(0).random((64, 64)))[:300], "image/png")},
+            {},
+            "not a readable",
+        ),
         ({"image": ("x.png", to_png(np.zeros((8, 2100))), "image/png")}, {}, "at most"),
         ({"image": ("x.png", to_png(np.zeros((32, 32))), "image/png")}, {"noise": "laplace"}, "noise"),
         ({"image": ("x.png", to_png(np.zeros((32, 32))), "image/png")}, {"level": "-1"}, "level"),
@@ -81,7 +86,9 @@ def test_bad_input_is_4xx_with_message(server, files, data, fragment: str) -> No
     r = httpx.post(f"{server}/denoise", files=files or None, data=data, timeout=30)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     assert fragment in r.text, r.text
-    ok = httpx.post(f"{server}/estimate", files={"image": ("n.png", to_png(noisy_pair("grey")[1]), "image/png")}, timeout=60)
+    ok = httpx.post(
+        f"{server}/estimate", files={"image": ("n.png", to_png(noisy_pair("grey")[1]), "image/png")}, timeout=60
+    )
     assert ok.status_code == 200, "the server keeps serving after a bad request"
 
 

@@ -6,7 +6,6 @@ import httpx
 import numpy as np
 import pytest
 
-
 pytestmark = pytest.mark.e2e
 
 

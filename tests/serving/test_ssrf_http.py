@@ -67,7 +67,9 @@ def test_url_in_a_file_field_is_refused_not_fetched(served, target, paper: str, 
         if kind == 0:  # a form field holding the URL
             return httpx.post(f"{url}{route}", data={field: link}, timeout=60)
         if kind == 1:  # the whole JSON body a URL (BentoML's JSONSerde fetched it)
-            return httpx.post(f"{url}{route}", content=f'"{link}"', headers={"content-type": "application/json"}, timeout=60)
+            return httpx.post(
+                f"{url}{route}", content=f'"{link}"', headers={"content-type": "application/json"}, timeout=60
+            )
         return httpx.post(f"{url}{route}", json={field: link}, timeout=60)  # a JSON field holding the URL
 
     with ThreadPoolExecutor(16) as pool:

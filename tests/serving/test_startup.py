@@ -66,8 +66,14 @@ def test_paperops_serve_runs_without_an_activated_venv(smoke_repo) -> None:
 
     env.update({k: v for k, v in served_env(smoke_repo, "fractional_lms").items() if k == "PAPEROPS_MODEL_VERSION"})
     port = free_port()
-    proc = subprocess.Popen([str(BIN / "paperops"), "serve", "fractional_lms", "--port", str(port)], cwd=smoke_repo.path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "paperops"), "serve", "fractional_lms", "--port", str(port)],
+        cwd=smoke_repo.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -90,7 +90,8 @@ def torchvision_dataset(name: VisionName, root: str | Path, size: int | None = N
         data = torch.as_tensor(np.asarray(ds.data))
         x = (data[:, None] if data.ndim == 3 else data.permute(0, 3, 1, 2)).float() / 255.0
         out += [resize(x, size) if size else x, torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)]
-    return Split(*out, CLASSES[name])
+    train_x, train_y, test_x, test_y = out
+    return Split(train_x, train_y, test_x, test_y, CLASSES[name])
 
 
 def load_split(name: VisionName, root: str | Path | None = None, size: int = 16, test_fraction: float = 0.2,

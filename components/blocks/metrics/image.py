@@ -33,4 +33,6 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean SSIM (Gaussian window 11, sigma 1.5) over the batch; ``(B, C, H, W)`` in [0, 1]."""
     _check(pred, target)
-    return float(structural_similarity_index_measure(pred.clamp(0, 1), target, data_range=1.0))
+    value = structural_similarity_index_measure(pred.clamp(0, 1), target, data_range=1.0)
+    assert isinstance(value, torch.Tensor)  # a tuple only with return_full_image=True
+    return float(value)

@@ -83,14 +83,14 @@ def fit_linear_probe(
 
         opt.step(closure)
     elif method == "adam":
-        opt = torch.optim.Adam([w, b], lr=lr)
+        adam = torch.optim.Adam([w, b], lr=lr)
         for _ in range(epochs):
             perm = torch.randperm(len(zs), generator=gen)
             for i in range(0, len(zs), batch_size):
                 idx = perm[i : i + batch_size]
-                opt.zero_grad()
+                adam.zero_grad()
                 loss_fn(zs[idx], y[idx]).backward()
-                opt.step()
+                adam.step()
     else:
         raise ValueError(f"unknown probe method {method!r}")
     return LinearProbe(mean.float(), std.float(), w.detach().float(), b.detach().float())

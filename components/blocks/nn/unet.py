@@ -61,10 +61,13 @@ class N2NUNet(nn.Module):
             self.dec.append(nn.Sequential(*_conv(cin, w2), *_conv(w2, w2), _up(w2)))
         cin_head = (w2 if depth > 1 else w) + in_channels
         # dec_conv1a, dec_conv1b, dec_conv1c (linear output)
-        self.head = nn.Sequential(*_conv(cin_head, head1), *_conv(head1, head2), nn.Conv2d(head2, out_channels, 3, padding=1))
+        self.head = nn.Sequential(
+            *_conv(cin_head, head1), *_conv(head1, head2), nn.Conv2d(head2, out_channels, 3, padding=1)
+        )
         for m in self.modules():  # He initialisation, as in the paper's code (_init_weights)
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight)
+                assert m.bias is not None  # every conv here is built with a bias
                 nn.init.zeros_(m.bias)
 
     @property

@@ -37,7 +37,12 @@ class PhaseState:
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     def state(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "ema": self.ema, "opt": self.opt.state_dict(), "scaler": self.scaler.state_dict()}
+        return {
+            "net": self.net.state_dict(),
+            "ema": self.ema,
+            "opt": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])

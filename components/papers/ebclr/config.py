@@ -24,11 +24,14 @@ Method = Literal["ebclr", "ebclr_lambda2_0", "simclr", "moco"]
 
 class DataConfig(StrictModel):
     source: Literal["digits", "patches", "mnist", "fmnist", "cifar10", "cifar100"] = Field(
-        "mnist", description="digits: scikit-learn's bundled digits; patches: grey patches of the bundled scikit-image "
-        "photographs, labelled by photograph (components/blocks/data/patches.py); the others read data.path (no download)"
+        "mnist",
+        description="digits: scikit-learn's bundled digits; patches: grey patches of the bundled scikit-image "
+        "photographs, labelled by photograph (components/blocks/data/patches.py); the others read data.path "
+        "(no download)",
     )
     path: str | None = Field(
-        "data/external", description="torchvision-layout folder for mnist/fmnist/cifar10/cifar100 (relative: to the root)"
+        "data/external",
+        description="torchvision-layout folder for mnist/fmnist/cifar10/cifar100 (relative: to the root)",
     )
     image_size: int = Field(28, ge=8, le=64, description="side the images are resized to (MNIST: 28)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="digits only: held-out fraction (stratified)")
@@ -37,8 +40,12 @@ class DataConfig(StrictModel):
     patch_scale: float = Field(0.5, gt=0, le=1, description="patches: shrink factor of each photograph")
     patches_train: int = Field(160, ge=1, le=10_000, description="patches: training patches per photograph")
     patches_test: int = Field(150, ge=1, le=10_000, description="patches: test patches per photograph")
-    patch_standardize: bool = Field(True, description="patches: per-patch mean 0.5 / std 0.2 (brightness alone names some photos)")
-    crop_scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop scale (configs_ebclr t.crop_scale)")
+    patch_standardize: bool = Field(
+        True, description="patches: per-patch mean 0.5 / std 0.2 (brightness alone names some photos)"
+    )
+    crop_scale: tuple[float, float] = Field(
+        (0.08, 1.0), description="RandomResizedCrop scale (configs_ebclr t.crop_scale)"
+    )
     noise_std: float = Field(0.03, ge=0, le=1, description="additive Gaussian noise (configs_ebclr t.noise_std)")
 
     @model_validator(mode="after")
@@ -101,18 +108,33 @@ class MoCoConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    methods: tuple[Method, ...] = Field(("ebclr", "ebclr_lambda2_0", "simclr", "moco"), min_length=1,
-                                        description="the first is served; ebclr must come first for the gate")
+    methods: tuple[Method, ...] = Field(
+        ("ebclr", "ebclr_lambda2_0", "simclr", "moco"),
+        min_length=1,
+        description="the first is served; ebclr must come first for the gate",
+    )
     batch_sizes: tuple[int, ...] = Field((128, 16), min_length=1, description="the paper's batch-size study")
     seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1, description="independent runs of every (method, batch)")
     epochs: int = Field(200, ge=1, le=10_000, description="epochs per run when train.steps is 0")
-    steps: int = Field(0, ge=0, le=10_000_000, description="optimiser steps per run, the same for every method and "
-                       "batch size (matched steps); 0: epochs x steps per epoch of each batch size")
-    snapshots: int = Field(10, ge=1, le=1000, description="evaluated encoder snapshots per run, evenly spaced in steps "
-                           "(plus step 0, the random-init floor)")
+    steps: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="optimiser steps per run, the same for every method and "
+        "batch size (matched steps); 0: epochs x steps per epoch of each batch size",
+    )
+    snapshots: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="evaluated encoder snapshots per run, evenly spaced in steps (plus step 0, the random-init floor)",
+    )
     max_steps_per_epoch: int = Field(0, ge=0, description="cap on steps per epoch (0: a full pass)")
     cpu_threads: int = Field(
-        1, ge=0, le=256, description="torch intra-op threads on CPU (0: torch's default). These convs are tiny: on "
+        1,
+        ge=0,
+        le=256,
+        description="torch intra-op threads on CPU (0: torch's default). These convs are tiny: on "
         "the shared 2-core box one thread ran the smoke pipeline in 0.9 s, two threads in 33 s (OpenMP waits)",
     )
 

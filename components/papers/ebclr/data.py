@@ -72,7 +72,8 @@ def load(data_dir: Path) -> Split:
     if not (data_dir / "manifest.json").is_file():
         raise FileNotFoundError(f"{data_dir / 'manifest.json'} missing: run `paperops prepare ebclr` first")
     arrays = [torch.from_numpy(np.load(data_dir / f"{n}.npy")) for n in FILES]
-    return Split(*arrays, json.loads((data_dir / "manifest.json").read_text())["n_classes"])
+    train_x, train_y, test_x, test_y = arrays
+    return Split(train_x, train_y, test_x, test_y, json.loads((data_dir / "manifest.json").read_text())["n_classes"])
 
 
 def class_names(data_dir: Path, n_classes: int) -> list[str]:

@@ -68,13 +68,21 @@ def evaluate(cfg: EBCLRPaperConfig, ctx: RunContext) -> dict[str, float]:
                                  seed=cfg.seed)
         hit = probe.logits(z_te).argmax(1).numpy() == y_test
         correct[(run.method, run.batch_size, run.seed, step)] = hit
-        rows.append({
-            "method": run.method, "batch_size": run.batch_size, "seed": run.seed, "step": step,
-            "probe_acc": float(hit.mean()),
-            "knn_acc": knn_accuracy(z_tr, split.train_y, z_te, split.test_y, split.n_classes, e.knn_k, e.knn_temperature),
-        })
-        ctx.logger.log_metrics({f"{run.name}/probe_acc": rows[-1]["probe_acc"], f"{run.name}/knn_acc": rows[-1]["knn_acc"]},
-                               step=step)
+        rows.append(
+            {
+                "method": run.method,
+                "batch_size": run.batch_size,
+                "seed": run.seed,
+                "step": step,
+                "probe_acc": float(hit.mean()),
+                "knn_acc": knn_accuracy(
+                    z_tr, split.train_y, z_te, split.test_y, split.n_classes, e.knn_k, e.knn_temperature
+                ),
+            }
+        )
+        ctx.logger.log_metrics(
+            {f"{run.name}/probe_acc": rows[-1]["probe_acc"], f"{run.name}/knn_acc": rows[-1]["knn_acc"]}, step=step
+        )
     df = pd.DataFrame(rows)
     metrics, tables = summarize(df, correct, history, cfg)
     metrics.update(anchors(split, cfg))
@@ -86,10 +94,20 @@ def anchors(split, cfg: EBCLRPaperConfig) -> dict[str, float]:
     """Probes without any network: on the raw pixels, and on each image's mean and std alone (brightness/contrast)."""
     e = cfg.eval
     out = {}
-    feats = {"pixels": lambda x: x.flatten(1), "mean_std": lambda x: torch.stack([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1)}
+    feats = {
+        "pixels": lambda x: x.flatten(1),
+        "mean_std": lambda x: torch.stack([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1),
+    }
     for name, f in feats.items():
-        p = fit_linear_probe(f(split.train_x), split.train_y, split.n_classes, e.probe, e.probe_epochs,
-                             e.probe_weight_decay, seed=cfg.seed)
+        p = fit_linear_probe(
+            f(split.train_x),
+            split.train_y,
+            split.n_classes,
+            e.probe,
+            e.probe_epochs,
+            e.probe_weight_decay,
+            seed=cfg.seed,
+        )
         out[f"anchor/{name}_probe_acc"] = p.accuracy(f(split.test_x), split.test_y)
     return out
 
@@ -123,9 +141,18 @@ def summarize(df: pd.DataFrame, correct: dict, history: dict, cfg: EBCLRPaperCon
             sec = sum(sum(history[f"{m}_b{bs}_s{s}"]["seconds"]) for s in seeds) / len(seeds)
             out[f"b{bs}/{m}/knn_acc/mean"] = float(knn[knn.step == final].knn_acc.mean())
             out[f"b{bs}/{m}/train_seconds"] = float(sec)
-            acc_rows.append({"method": m, "batch_size": bs, "steps": final, "probe": est, "floor": floor,
-                             "knn": out[f"b{bs}/{m}/knn_acc/mean"], "knn_floor": float(knn[knn.step == 0].knn_acc.mean()),
-                             "seconds": sec})
+            acc_rows.append(
+                {
+                    "method": m,
+                    "batch_size": bs,
+                    "steps": final,
+                    "probe": est,
+                    "floor": floor,
+                    "knn": out[f"b{bs}/{m}/knn_acc/mean"],
+                    "knn_floor": float(knn[knn.step == 0].knn_acc.mean()),
+                    "seconds": sec,
+                }
+            )
         if "ebclr" not in methods:
             continue
         eb = _stack(correct, "ebclr", bs, seeds, final)
@@ -161,7 +188,9 @@ def summarize(df: pd.DataFrame, correct: dict, history: dict, cfg: EBCLRPaperCon
 def gate(metrics: dict[str, float]) -> Gate:
     """Champion iff, at the largest trained batch size, each gated paired difference EBCLR - X (``GATED``: EBCLR's
     own random-init floor) is positive beyond noise: its 95 % interval (seeds and test set) lies above 0."""
-    sizes = sorted({int(k.split("/")[0][1:]) for k in metrics if k.startswith("b") and k.endswith("/ebclr/probe_acc/mean")})
+    sizes = sorted(
+        {int(k.split("/")[0][1:]) for k in metrics if k.startswith("b") and k.endswith("/ebclr/probe_acc/mean")}
+    )
     if not sizes:
         return Gate(False, ("no EBCLR run was evaluated",))
     bs, reasons = sizes[-1], []

@@ -108,7 +108,9 @@ class EBCLR(Method):
                 return {"loss": float(disc.detach()), "discriminative": float(disc.detach())}
             x0, count = self.buffer.sample(len(x1), self.gen)
             ref = z2.detach().float()
-            xn = sgld(lambda x: log_pdf(self.net(x).float(), ref, e.temperature), x0.to(dev), count, self.cfg.sgld, self.gen)
+            xn = sgld(
+                lambda x: log_pdf(self.net(x).float(), ref, e.temperature), x0.to(dev), count, self.cfg.sgld, self.gen
+            )
             self.buffer.update(xn.cpu())
             zn = self.net(xn)
             terms = ebclr_loss(z1.float(), z2.float(), zn.float(), e.temperature, e.lambda1, self.lambda2)
@@ -119,9 +121,13 @@ class EBCLR(Method):
 class SimCLR(Method):
     name = "simclr"
 
-    def __init__(self, cfg: EBCLRPaperConfig, net: EncoderHead, batch_size: int, device: torch.device, amp: bool) -> None:
+    def __init__(
+        self, cfg: EBCLRPaperConfig, net: EncoderHead, batch_size: int, device: torch.device, amp: bool
+    ) -> None:
         s = cfg.simclr
-        opt = torch.optim.SGD(net.parameters(), lr=s.lr * batch_size / 128, momentum=s.momentum, weight_decay=s.weight_decay)
+        opt = torch.optim.SGD(
+            net.parameters(), lr=s.lr * batch_size / 128, momentum=s.momentum, weight_decay=s.weight_decay
+        )
         super().__init__(net, opt, device, amp)
         self.temperature = s.temperature
 
@@ -136,10 +142,19 @@ class SimCLR(Method):
 class MoCo(Method):
     name = "moco"
 
-    def __init__(self, cfg: EBCLRPaperConfig, net: EncoderHead, batch_size: int, gen: torch.Generator,
-                 device: torch.device, amp: bool) -> None:
+    def __init__(
+        self,
+        cfg: EBCLRPaperConfig,
+        net: EncoderHead,
+        batch_size: int,
+        gen: torch.Generator,
+        device: torch.device,
+        amp: bool,
+    ) -> None:
         m = cfg.moco
-        opt = torch.optim.SGD(net.parameters(), lr=m.lr * batch_size / 256, momentum=m.momentum, weight_decay=m.weight_decay)
+        opt = torch.optim.SGD(
+            net.parameters(), lr=m.lr * batch_size / 256, momentum=m.momentum, weight_decay=m.weight_decay
+        )
         super().__init__(net, opt, device, amp)
         self.cfg = m
         self.key = copy.deepcopy(net)  # the momentum encoder starts as a copy of the query net
@@ -165,12 +180,19 @@ class MoCo(Method):
                 k = nn.functional.normalize(self.key(to_input(x2).to(self.device)).float(), dim=1)
             loss = infonce_queue(q.float(), k, self.queue, self.cfg.temperature)
         self._update(loss)
-        self.queue = torch.cat([self.queue[len(k):], k.detach()])  # FIFO: drop the oldest keys
+        self.queue = torch.cat([self.queue[len(k) :], k.detach()])  # FIFO: drop the oldest keys
         return {"loss": float(loss.detach())}
 
 
-def build_method(method: str, cfg: EBCLRPaperConfig, batch_size: int, train_x: torch.Tensor, gen: torch.Generator,
-                 device: torch.device, amp: bool) -> Method:
+def build_method(
+    method: str,
+    cfg: EBCLRPaperConfig,
+    batch_size: int,
+    train_x: torch.Tensor,
+    gen: torch.Generator,
+    device: torch.device,
+    amp: bool,
+) -> Method:
     """A fresh ``Method`` (networks initialised from the global torch seed, set by the caller).
 
     ``gen`` drives the method's own draws (SGLD noise, buffer, MoCo queue), not the data order or views.

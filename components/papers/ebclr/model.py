@@ -19,10 +19,15 @@ import torch
 from torch import nn
 
 from components.blocks.metrics.probe import LinearProbe
-from components.blocks.nn.resnet import ResNet, projection_head, resnet18
+from components.blocks.nn.resnet import Activation, Norm, ResNet, projection_head, resnet18
 from components.checkpoint import export_model, load_export
 
-ARCH = {"ebclr": ("none", "lrelu"), "ebclr_lambda2_0": ("none", "lrelu"), "simclr": ("batch", "relu"), "moco": ("batch", "relu")}
+ARCH: dict[str, tuple[Norm, Activation]] = {
+    "ebclr": ("none", "lrelu"),
+    "ebclr_lambda2_0": ("none", "lrelu"),
+    "simclr": ("batch", "relu"),
+    "moco": ("batch", "relu"),
+}
 
 
 def build_encoder(method: str, in_channels: int, width: int) -> ResNet:

@@ -35,7 +35,9 @@ def prepare_batch(model: EBCLRModel, images: np.ndarray) -> torch.Tensor:
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[3] not in (1, 3):
-        raise ValueError(f"images must be (H, W), (N, H, W) or (N, H, W, C) with C 1 or 3, got shape {np.shape(images)}")
+        raise ValueError(
+            f"images must be (H, W), (N, H, W) or (N, H, W, C) with C 1 or 3, got shape {np.shape(images)}"
+        )
     n, h, w, _ = arr.shape
     if not 1 <= n <= MAX_BATCH:
         raise ValueError(f"between 1 and {MAX_BATCH} images per request, got {n}")

@@ -110,7 +110,9 @@ def _figures(ctx: RunContext, df: pd.DataFrame, cfg: EBCLRPaperConfig) -> None:
                 mean, sd = sub.mean(), sub.std().fillna(0)
                 ax.plot(mean.index, mean.values, marker="o", ms=3, label=NAMES[m])
                 ax.fill_between(mean.index, mean - sd, mean + sd, alpha=0.15)
-            ax.set_title(f"batch {bs}: {'linear probe' if col == 'probe_acc' else 'k-NN (K=20)'} (mean +- sd over seeds)")
+            ax.set_title(
+                f"batch {bs}: {'linear probe' if col == 'probe_acc' else 'k-NN (K=20)'} (mean +- sd over seeds)"
+            )
             ax.set_xlabel("optimiser step")
             ax.set_ylabel("test accuracy")
             ax.legend(fontsize=7)

@@ -186,12 +186,22 @@ def _export(cfg: EBCLRPaperConfig, ctx: RunContext, split: Any) -> None:
     encoder = load_snapshot(snapshot_path(ctx.model_root, run, last), run.method, channels, cfg.model.width)
     z = embed(encoder, to_input(split.train_x))
     e = cfg.eval
-    probe = fit_linear_probe(z, split.train_y, split.n_classes, e.probe, e.probe_epochs, e.probe_weight_decay, seed=cfg.seed)
+    probe = fit_linear_probe(
+        z, split.train_y, split.n_classes, e.probe, e.probe_epochs, e.probe_weight_decay, seed=cfg.seed
+    )
     config = {
-        "paper": "ebclr", "method": run.method, "batch_size": run.batch_size, "seed": run.seed, "steps": last,
-        "width": cfg.model.width, "in_channels": channels, "image_size": cfg.data.image_size, "source": cfg.data.source,
+        "paper": "ebclr",
+        "method": run.method,
+        "batch_size": run.batch_size,
+        "seed": run.seed,
+        "steps": last,
+        "width": cfg.model.width,
+        "in_channels": channels,
+        "image_size": cfg.data.image_size,
+        "source": cfg.data.source,
         "patch_standardize": cfg.data.source == "patches" and cfg.data.patch_standardize,
-        "classes": class_names(ctx.data_dir, split.n_classes), "feature_dim": int(z.shape[1]),
+        "classes": class_names(ctx.data_dir, split.n_classes),
+        "feature_dim": int(z.shape[1]),
         "probe_train_accuracy": probe.accuracy(z, split.train_y),
     }
     export(ctx.model_dir, encoder, probe, config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,8 +103,9 @@ def prepare(cfg: FractionalLMSConfig, ctx: RunContext) -> None:
     out.mkdir(parents=True, exist_ok=True)
     plant = np.asarray(cfg.data.plant, dtype=np.float64)
     if cfg.data.source == "file":
+        assert cfg.data.path is not None  # DataConfig requires it for source 'file'
         x, d = read_signal_file(Path(cfg.data.path))
-        meta = {"source": str(cfg.data.path), "plant": None, "samples": len(x)}
+        meta: dict[str, Any] = {"source": str(cfg.data.path), "plant": None, "samples": len(x)}
     else:
         rng = np.random.default_rng(cfg.seed)
         x, d = draw_signals(plant, 1, cfg.data.samples, cfg.data.input, cfg.data.ar_coeff, cfg.data.snr_db, rng)

@@ -83,10 +83,14 @@ def evaluate(cfg: FractionalLMSConfig, ctx: RunContext) -> dict[str, float]:
             metrics[f"{key}/speed_ratio"] = r["speed_ratio"]
     rem = df[df["algorithm"].isin(REMEDIED)]
     metrics["remedied_matched_fraction"] = float(rem["matched"].mean())
-    metrics["remedied_max_matched_gap_db_2se"] = float((rem["matched_gap_db"].abs() + 2 * rem["matched_gap_se"]).max()) if "matched_gap_db" in rem else math.nan
+    metrics["remedied_max_matched_gap_db_2se"] = (
+        float((rem["matched_gap_db"].abs() + 2 * rem["matched_gap_se"]).max()) if "matched_gap_db" in rem else math.nan
+    )
     metrics["remedied_max_speed_ratio"] = float(rem["speed_ratio"].max()) if rem["matched"].any() else math.nan
     metrics["remedied_mean_speed_ratio"] = float(rem["speed_ratio"].mean()) if rem["matched"].any() else math.nan
-    metrics["remedied_max_speed_ratio_upper95"] = float(rem["speed_ratio_upper95"].max()) if "speed_ratio_upper95" in rem else math.nan
+    metrics["remedied_max_speed_ratio_upper95"] = (
+        float(rem["speed_ratio_upper95"].max()) if "speed_ratio_upper95" in rem else math.nan
+    )
     if "speed_ratio_upper95" in rem:  # cases where LMS/NLMS is faster beyond noise (bound below 1)
         metrics["remedied_fraction_lms_faster_beyond_noise"] = float((rem["speed_ratio_upper95"] < 1.0).mean())
     flms = df[df["algorithm"] == "flms"]
@@ -121,7 +125,9 @@ def evaluate(cfg: FractionalLMSConfig, ctx: RunContext) -> dict[str, float]:
         if cfg.data.source == "synthetic":  # E ||w_LS - w_o||^2 ~ sigma_v^2 tr(R^-1) / N (wiener.py)
             r_mat = input_covariance(len(plant), cfg.data.input, cfg.data.ar_coeff)
             sigma_v2 = noise_variance(plant, cfg.data.input, cfg.data.ar_coeff, cfg.data.snr_db)
-            metrics["least_squares_theory_msd_db"] = float(10 * np.log10(sigma_v2 * np.trace(np.linalg.inv(r_mat)) / len(x)))
+            metrics["least_squares_theory_msd_db"] = float(
+                10 * np.log10(sigma_v2 * np.trace(np.linalg.inv(r_mat)) / len(x))
+            )
     metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     write_reports(ctx, df, wdf, fsd, curves, fsd_traj, metrics, gate(metrics), PAPER_CLAIM)
     return metrics
@@ -148,10 +154,34 @@ def gate(metrics: dict[str, float]) -> Gate:
             reasons.append(f"{text} ({key} = {value:.3g})")
 
     need("published_min_broken_fraction", lambda v: v >= 0.99, "the published FLMS broke in < 99 % of runs")
-    need("frozen_step_max_gap_db_2se", lambda v: v <= 0.5, "FLMS vs frozen-step LMS steady states differ by > 0.5 dB (|gap| + 2 SE)")
-    need("remedied_matched_fraction", lambda v: v >= 1.0, "a remedied case could not be matched in steady state within 0.5 dB (|gap| + 2 SE)")
-    need("remedied_max_speed_ratio_upper95", lambda v: v <= 1.1, "LMS at matched steady state may be > 1.1x slower (95 % upper bound)")
-    need("lms_emse_max_excess_rel_theory", lambda v: v <= 0.1, "LMS excess MSE departs from mu tr(R) J_min / 2 beyond 3 SE + 10 %")
-    need("flms_emse_max_excess_rel_theory", lambda v: v <= 0.1, "FLMS excess MSE departs from its frozen-step theory beyond 3 SE + 10 %")
-    need("fsd_caputo_max_error_to_prediction", lambda v: v < 1e-3, "Caputo fractional steepest descent did not stop at (2 - f) w*")
+    need(
+        "frozen_step_max_gap_db_2se",
+        lambda v: v <= 0.5,
+        "FLMS vs frozen-step LMS steady states differ by > 0.5 dB (|gap| + 2 SE)",
+    )
+    need(
+        "remedied_matched_fraction",
+        lambda v: v >= 1.0,
+        "a remedied case could not be matched in steady state within 0.5 dB (|gap| + 2 SE)",
+    )
+    need(
+        "remedied_max_speed_ratio_upper95",
+        lambda v: v <= 1.1,
+        "LMS at matched steady state may be > 1.1x slower (95 % upper bound)",
+    )
+    need(
+        "lms_emse_max_excess_rel_theory",
+        lambda v: v <= 0.1,
+        "LMS excess MSE departs from mu tr(R) J_min / 2 beyond 3 SE + 10 %",
+    )
+    need(
+        "flms_emse_max_excess_rel_theory",
+        lambda v: v <= 0.1,
+        "FLMS excess MSE departs from its frozen-step theory beyond 3 SE + 10 %",
+    )
+    need(
+        "fsd_caputo_max_error_to_prediction",
+        lambda v: v < 1e-3,
+        "Caputo fractional steepest descent did not stop at (2 - f) w*",
+    )
     return Gate(passed=not reasons, reasons=tuple(reasons))

@@ -4,10 +4,15 @@ steady state, and the step of a conventional algorithm that matches a given stea
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import numpy as np
 
 
+@overload
+def to_db(v: np.ndarray) -> np.ndarray: ...
+@overload
+def to_db(v: float) -> float: ...
 def to_db(v: np.ndarray | float) -> np.ndarray | float:
     with np.errstate(divide="ignore", invalid="ignore"):
         return 10 * np.log10(v)

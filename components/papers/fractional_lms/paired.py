@@ -20,7 +20,7 @@ from components.papers.fractional_lms.measures import (
 def tail_mean(runs: np.ndarray, fraction: float) -> np.ndarray:
     """(..., R, N) -> (..., R): each run's mean over the last ``fraction`` of its curve."""
     tail = max(1, int(round(runs.shape[-1] * fraction)))
-    return np.mean(runs[..., -tail:], axis=-1, dtype=np.float64)
+    return np.asarray(np.mean(runs[..., -tail:], axis=-1, dtype=np.float64))  # an array also for (N,) input
 
 
 def mean_se(values: np.ndarray) -> tuple[float, float]:
@@ -49,11 +49,11 @@ def bootstrap_speed_ratio(
     idx = rng.integers(0, r, size=(draws, r))
     weights = np.zeros((draws, r))
     np.add.at(weights, (np.repeat(np.arange(draws), r), idx.ravel()), 1.0 / r)
-    ratios = []
+    chunks: list[np.ndarray] = []
     for rows in np.array_split(np.arange(draws), max(1, draws // 50)):  # bounded memory: 50 (N,) curves at a time
         fm, bm = weights[rows] @ frac_runs, weights[rows] @ base_runs
         n_f = iterations_to_within(fm, steady_state_db(fm, fraction))
         n_b = iterations_to_within(bm, steady_state_db(bm, fraction))
-        ratios.append(n_b / np.maximum(1, n_f))
-    ratios = np.concatenate(ratios)
+        chunks.append(n_b / np.maximum(1, n_f))
+    ratios = np.concatenate(chunks)
     return float(np.std(ratios, ddof=1)), float(np.quantile(ratios, 0.95))

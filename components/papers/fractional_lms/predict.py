@@ -17,7 +17,7 @@ def mse_curve_db(squared_error: np.ndarray, points: int = CURVE_POINTS) -> list[
     """The learning curve in dB: e(n)^2 averaged over ``len / points`` consecutive samples."""
     n = len(squared_error)
     edges = np.linspace(0, n, min(points, n) + 1).astype(int)
-    means = [float(np.mean(squared_error[a:b])) for a, b in zip(edges[:-1], edges[1:])]
+    means = [float(np.mean(squared_error[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
     return [10 * math.log10(max(v, 1e-300)) for v in means]
 
 

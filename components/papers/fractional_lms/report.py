@@ -7,11 +7,38 @@ import pandas as pd
 
 from components.contract import Gate, RunContext
 
-TABLE_COLUMNS = ["setting", "algorithm", "order", "steady_msd_db", "converged", "iters_to_1db", "baseline", "baseline_step",
-                 "baseline_steady_msd_db", "matched_gap_db", "matched_gap_se", "baseline_iters_to_1db", "speed_ratio",
-                 "speed_ratio_se", "speed_ratio_upper95", "frozen_step_lms_msd_db", "frozen_gap_db", "frozen_gap_se"]
-WIENER_COLUMNS = ["setting", "algorithm", "order", "j_min", "steady_mse_over_jmin", "emse_over_jmin", "emse_se_over_jmin",
-                  "theory_emse_over_jmin", "z", "relative_error"]
+TABLE_COLUMNS = [
+    "setting",
+    "algorithm",
+    "order",
+    "steady_msd_db",
+    "converged",
+    "iters_to_1db",
+    "baseline",
+    "baseline_step",
+    "baseline_steady_msd_db",
+    "matched_gap_db",
+    "matched_gap_se",
+    "baseline_iters_to_1db",
+    "speed_ratio",
+    "speed_ratio_se",
+    "speed_ratio_upper95",
+    "frozen_step_lms_msd_db",
+    "frozen_gap_db",
+    "frozen_gap_se",
+]
+WIENER_COLUMNS = [
+    "setting",
+    "algorithm",
+    "order",
+    "j_min",
+    "steady_mse_over_jmin",
+    "emse_over_jmin",
+    "emse_se_over_jmin",
+    "theory_emse_over_jmin",
+    "z",
+    "relative_error",
+]
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -19,8 +46,15 @@ def _md(df: pd.DataFrame) -> str:
 
 
 def write_reports(
-    ctx: RunContext, df: pd.DataFrame, wdf: pd.DataFrame, fsd: pd.DataFrame, curves: dict[str, np.ndarray],
-    fsd_traj: dict[str, np.ndarray], metrics: dict[str, float], gate: Gate, claim: str,
+    ctx: RunContext,
+    df: pd.DataFrame,
+    wdf: pd.DataFrame,
+    fsd: pd.DataFrame,
+    curves: dict[str, np.ndarray],
+    fsd_traj: dict[str, np.ndarray],
+    metrics: dict[str, float],
+    gate: Gate,
+    claim: str,
 ) -> None:
     import matplotlib
 
@@ -35,8 +69,16 @@ def write_reports(
     ctx.logger.log_table(df, "results.json")
     ctx.logger.log_table(wdf, "wiener.json")
     breakdown = pd.DataFrame(
-        [{"setting": k.split("/")[0], "order": k.split("/")[1].removeprefix("published_f"), "measure": k.split("/")[2], "value": v}
-         for k, v in metrics.items() if "/published_" in k]
+        [
+            {
+                "setting": k.split("/")[0],
+                "order": k.split("/")[1].removeprefix("published_f"),
+                "measure": k.split("/")[2],
+                "value": v,
+            }
+            for k, v in metrics.items()
+            if "/published_" in k
+        ]
     )
     verdict = "PASSED" if gate.passed else "FAILED: " + "; ".join(gate.reasons)
     md = [
@@ -98,15 +140,20 @@ def write_reports(
     settings = list(dict.fromkeys(df["setting"]))
     mid = sorted(df["order"].unique())[len(df["order"].unique()) // 2]
     fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3.6), squeeze=False)
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes[0], settings, strict=True):
         for algo, color in (("flms", "C0"), ("fnlms", "C1"), ("mflms", "C2"), ("flms_signed", "C3")):
             key = f"{s}/{algo}_f{mid:g}"
             if key in curves:
                 ax.plot(10 * np.log10(curves[key] + 1e-300), color=color, lw=1, label=f"{algo} f={mid:g}")
             matched = [k for k in curves if k.startswith(key + "/")]
             if matched:
-                ax.plot(10 * np.log10(curves[matched[0]] + 1e-300), color=color, lw=1, ls="--",
-                        label=f"{matched[0].rsplit('/', 1)[1].removesuffix('_matched')} matched")
+                ax.plot(
+                    10 * np.log10(curves[matched[0]] + 1e-300),
+                    color=color,
+                    lw=1,
+                    ls="--",
+                    label=f"{matched[0].rsplit('/', 1)[1].removesuffix('_matched')} matched",
+                )
         ax.set_title(s)
         ax.set_xlabel("iteration")
         ax.set_ylabel("MSD (dB)")

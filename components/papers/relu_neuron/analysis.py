@@ -77,7 +77,7 @@ def measure(flow: Flow, x: np.ndarray, y: np.ndarray, teacher: np.ndarray | None
         "final_loss": loss(w_inf, x, y),
         "final_grad_norm": float(np.linalg.norm(gradient(w_inf, x, y))),
         "norm_monotone": float(norm_is_monotone(flow)),
-        "norm_ratio": float(np.linalg.norm(w_inf) / max(np.linalg.norm(w0), 1e-300)),
+        "norm_ratio": float(np.linalg.norm(w_inf) / max(float(np.linalg.norm(w0)), 1e-300)),
         "events": float(len(flow.event_times)),
         "reactivations": float(flow.reactivations),
         "support_size": float(support.sum()),
@@ -89,7 +89,7 @@ def measure(flow: Flow, x: np.ndarray, y: np.ndarray, teacher: np.ndarray | None
         # relative to the problem's scale: a flow that collapses to the origin (a stationary point) has
         # ||w(inf)|| ~ 1e-10, and an error relative to that alone would read as a failure
         "characterization_error": float(np.linalg.norm(w_inf - predicted)
-                                        / max(np.linalg.norm(w_inf), np.linalg.norm(w0), 1e-300)),
+                                        / max(float(np.linalg.norm(w_inf)), float(np.linalg.norm(w0)), 1e-300)),
     }
     if teacher is not None:
         out["teacher_distance"] = float(np.linalg.norm(w_inf - teacher) / np.linalg.norm(teacher))

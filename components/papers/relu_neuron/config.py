@@ -44,7 +44,9 @@ class ExperimentsConfig(StrictModel):
     gd_checks: int = Field(6, ge=0, le=1000, description="trajectories re-run with small-step gradient descent")
     gd_lr: float = Field(1e-4, gt=0, le=0.1, description="step of the gradient-descent reference (also run at 10x)")
     gd_horizon: float = Field(1.0, gt=0, description="time up to which flow and gradient descent are compared")
-    plot_runs: int = Field(1, ge=0, le=100, description="d = 2 trajectories kept per data kind and scale (the first is drawn)")
+    plot_runs: int = Field(
+        1, ge=0, le=100, description="d = 2 trajectories kept per data kind and scale (the first is drawn)"
+    )
 
 
 class TrainConfig(StrictModel):

@@ -30,7 +30,9 @@ from components.papers.relu_neuron.config import ReluNeuronConfig
 from components.papers.relu_neuron.flow import relu
 
 
-def make_dataset(kind: str, n: int, d: int, rng: np.random.Generator, noise_std: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_dataset(
+    kind: str, n: int, d: int, rng: np.random.Generator, noise_std: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x (n, d), y (n,), v (d,))`` for ``kind`` in {"positive", "teacher", "general"}."""
     v = rng.standard_normal(d)
     v /= np.linalg.norm(v)

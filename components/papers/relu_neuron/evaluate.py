@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from components.contract import Gate, RunContext
@@ -83,7 +82,9 @@ def claims_inside(runs: pd.DataFrame, small_scale: float) -> tuple[dict[str, flo
         for col in ("norm_monotone", "no_reactivation", "characterized", "global_min", "all"):
             out[f"inside_small{label}_{col}"] = float(g[col].mean()) if len(g) else math.nan
         out[f"inside_small{label}_runs"] = float(len(g))
-        out[f"inside_small{label}_all_lower95"] = clopper_pearson_lower(int(g["all"].sum()), len(g)) if len(g) else math.nan
+        out[f"inside_small{label}_all_lower95"] = (
+            clopper_pearson_lower(int(g["all"].sum()), len(g)) if len(g) else math.nan
+        )
     return out, ok
 
 
@@ -110,11 +111,16 @@ def evaluate(cfg: ReluNeuronConfig, ctx: RunContext) -> dict[str, float]:
             diff, se = proportion_contrast(p_small[col] > 0, t_small[col] > 0)
             metrics[f"inside_minus_teacher_small_{col}"], metrics[f"inside_minus_teacher_small_{col}_se"] = diff, se
         diff, se = proportion_contrast(p_small["reactivations"] == 0, t_small["reactivations"] == 0)
-        metrics["inside_minus_teacher_small_no_reactivation"], metrics["inside_minus_teacher_small_no_reactivation_se"] = diff, se
+        (
+            metrics["inside_minus_teacher_small_no_reactivation"],
+            metrics["inside_minus_teacher_small_no_reactivation_se"],
+        ) = diff, se
     teacher, ssmall = summary[summary["data"] == "teacher"], summary["scale"] <= ex.small_scale
     ts = summary[(summary["data"] == "teacher") & ssmall]
     metrics["small_init_teacher_norm_monotone_min"] = float(ts["norm_monotone"].min()) if len(ts) else math.nan
-    metrics["small_init_teacher_norm_monotone_pooled"] = float((t_small["norm_monotone"] > 0).mean()) if len(t_small) else math.nan
+    metrics["small_init_teacher_norm_monotone_pooled"] = (
+        float((t_small["norm_monotone"] > 0).mean()) if len(t_small) else math.nan
+    )
     big = teacher[teacher["scale"] >= 1.0]
     metrics["large_init_teacher_norm_monotone_max"] = float(big["norm_monotone"].max()) if len(big) else math.nan
     d2 = teacher[teacher["d"] == 2]
@@ -130,12 +136,16 @@ def evaluate(cfg: ReluNeuronConfig, ctx: RunContext) -> dict[str, float]:
     metrics["highdim_span_support_fraction"] = float(high["span_support"].mean()) if len(high) else math.nan
     metrics["highdim_characterized_fraction"] = float(high["characterized"].mean()) if len(high) else math.nan
     t_high = live[(live["data"] == "teacher") & (live["d"] > live["n"])]
-    metrics["highdim_teacher_characterized_fraction"] = float((t_high["characterization_error"] < 1e-6).mean()) if len(t_high) else math.nan
+    metrics["highdim_teacher_characterized_fraction"] = (
+        float((t_high["characterization_error"] < 1e-6).mean()) if len(t_high) else math.nan
+    )
     metrics["reactivation_rate"] = float((runs["reactivations"] > 0).mean())
     metrics["gd_max_relative_gap"] = float(gd["relative_gap"].max()) if len(gd) else math.nan
     metrics["linear_max_error_to_nearest"] = float(lin["error_to_nearest"].max())
     small_lin = lin[lin["scale"] <= ex.small_scale]
-    metrics["linear_small_init_max_error_to_min_norm"] = float(small_lin["error_to_min_norm"].max()) if len(small_lin) else math.nan
+    metrics["linear_small_init_max_error_to_min_norm"] = (
+        float(small_lin["error_to_min_norm"].max()) if len(small_lin) else math.nan
+    )
 
     neuron = load(ctx.model_dir)
     for split in ("train", "test"):
@@ -164,9 +174,14 @@ def gate(metrics: dict[str, float]) -> Gate:
 
     need("gd_max_relative_gap", lambda v: v <= 0.02, "flow and gradient descent disagree by more than 2 %")
     need("inside_small_runs", lambda v: v >= 1, "no small-init run on the data inside the assumptions")
-    need("inside_small_all", lambda v: v >= 1.0,
-         "inside the assumptions a small-init run broke a claim (norm, reactivation, support vectors or global min)")
+    need(
+        "inside_small_all",
+        lambda v: v >= 1.0,
+        "inside the assumptions a small-init run broke a claim (norm, reactivation, support vectors or global min)",
+    )
     need("d2_teacher_global_min_min", lambda v: v >= 1.0, "a small-init d = 2 teacher run missed the global minimum")
-    need("d2_characterized_fraction", lambda v: v >= 1.0, "a d = 2 limit is not the support vectors' nearest interpolant")
+    need(
+        "d2_characterized_fraction", lambda v: v >= 1.0, "a d = 2 limit is not the support vectors' nearest interpolant"
+    )
     need("linear_max_error_to_nearest", lambda v: v <= 1e-6, "the linear neuron did not reach its nearest interpolant")
     return Gate(passed=not reasons, reasons=tuple(reasons))

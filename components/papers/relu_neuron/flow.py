@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -145,7 +146,7 @@ def _settle(w: np.ndarray, x: np.ndarray, y: np.ndarray, state: np.ndarray) -> n
     state = state.copy()
     for _ in range(len(state)):
         changed = False
-        for j in np.flatnonzero(state == SLIDING):
+        for j in np.flatnonzero(state == SLIDING).tolist():
             up = float(x[j] @ _velocity(w, x, y, state, skip=j))
             p_j = _projector(x, state, skip=j)
             a_j = x[j] if p_j is None else p_j @ x[j]
@@ -162,9 +163,47 @@ def _settle(w: np.ndarray, x: np.ndarray, y: np.ndarray, state: np.ndarray) -> n
     return state
 
 
+# The event functions of one piece, with that piece's arrays bound by functools.partial (fn(w)).
+def _inactive_push(a: np.ndarray, drive: np.ndarray, hessian: np.ndarray, w_: np.ndarray) -> float:
+    return float(a @ (drive - hessian @ w_))
+
+
+def _active_push(a: np.ndarray, c: float, drive: np.ndarray, hessian: np.ndarray, w_: np.ndarray) -> float:
+    return float(a @ (drive - hessian @ w_)) + c
+
+
+def _margin(xi: np.ndarray, w_: np.ndarray) -> float:
+    return float(xi @ w_)
+
+
+def _gradient_gap(a: np.ndarray, b: np.ndarray, tol: float, w_: np.ndarray) -> float:
+    return float(np.linalg.norm(b + a @ w_)) - tol
+
+
+@dataclass
+class _Event:
+    """A terminal event of ``solve_ivp``: ``fn(w) + offset`` crossing zero in ``direction``."""
+
+    fn: Callable[[np.ndarray], float]
+    offset: float
+    direction: float
+    terminal: bool = True
+
+    def __call__(self, _t: float, w_: np.ndarray) -> float:
+        return self.fn(w_) + self.offset
+
+
 def gradient_flow(
-    x: np.ndarray, y: np.ndarray, w0: np.ndarray, t_max: float = 1e4, grad_tol: float = 1e-9,
-    rtol: float = 1e-10, atol: float = 1e-12, max_events: int = 10_000, linear: bool = False, samples_per_piece: int = 32,
+    x: np.ndarray,
+    y: np.ndarray,
+    w0: np.ndarray,
+    t_max: float = 1e4,
+    grad_tol: float = 1e-9,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_events: int = 10_000,
+    linear: bool = False,
+    samples_per_piece: int = 32,
     should_stop: Callable[[], bool] | None = None,
 ) -> Flow:
     """Integrate dw/dt = -grad L(w) from ``w0`` (see the module docstring). x: (n, d), y: (n,).
@@ -182,8 +221,13 @@ def gradient_flow(
     n, d = x.shape
     w = np.asarray(w0, dtype=np.float64).copy()
     state = np.where(np.ones(n, bool) if linear else (x @ w) > 0, ACTIVE, INACTIVE)
-    flow = Flow(t=np.array([0.0]), w=w[None].copy(), patterns=[state == ACTIVE], ever_sliding=np.zeros(n, bool),
-                states=[state.copy()])
+    flow = Flow(
+        t=np.array([0.0]),
+        w=w[None].copy(),
+        patterns=[state == ACTIVE],
+        ever_sliding=np.zeros(n, bool),
+        states=[state.copy()],
+    )
     left: set[int] = set()
     t0 = 0.0
     for _ in range(max_events + 1):
@@ -196,7 +240,9 @@ def gradient_flow(
 
         def rhs(_t, w_, a=jac, b=shift):
             if should_stop is not None and should_stop():
-                raise TimeoutError(f"gradient flow stopped at t = {_t:.3g} after {len(flow.event_times)} pattern changes")
+                raise TimeoutError(
+                    f"gradient flow stopped at t = {_t:.3g} after {len(flow.event_times)} pattern changes"
+                )
             return b + a @ w_
 
         # Every event watches one signed quantity; each is shifted by a hysteresis of 1e-12 of its scale
@@ -204,7 +250,7 @@ def gradient_flow(
         # that just flipped) cannot be read as a crossing by the root finder's dense interpolant.
         w_scale = float(np.linalg.norm(w)) + 1e-300
         v_scale = float(np.linalg.norm(drive)) + float(np.linalg.norm(hessian, 2)) * w_scale
-        specs = []  # (sample, direction, function of w, scale)
+        specs: list[tuple[int, float, Callable[[np.ndarray], float], float]] = []  # (sample, direction, fn(w), scale)
         if not linear:
             for i in range(n):
                 if state[i] == SLIDING:  # leaves when its push changes sign (module docstring)
@@ -214,26 +260,35 @@ def gradient_flow(
                     a_i = x[i] if p_i is None else p_i @ x[i]  # P_{-i} is symmetric: x_i . P v = (P x_i) . v
                     c_i = float(y[i] * (x[i] @ a_i))
                     scale = float(np.linalg.norm(a_i)) * v_scale + abs(c_i)
-                    specs.append((i, -1.0, lambda w_, a_i=a_i: float(a_i @ (drive - hessian @ w_)), scale))
-                    specs.append((i, 1.0, lambda w_, a_i=a_i, c_i=c_i: float(a_i @ (drive - hessian @ w_)) + c_i, scale))
+                    specs.append((i, -1.0, partial(_inactive_push, a_i, drive, hessian), scale))
+                    specs.append((i, 1.0, partial(_active_push, a_i, c_i, drive, hessian), scale))
                 else:
-                    specs.append((i, -1.0 if state[i] == ACTIVE else 1.0, lambda w_, xi=x[i]: float(xi @ w_),
-                                  float(np.linalg.norm(x[i])) * w_scale))
-        specs.append((-1, -1.0, lambda w_, a=jac, b=shift: float(np.linalg.norm(b + a @ w_)) - grad_tol, grad_tol))
+                    direction = -1.0 if state[i] == ACTIVE else 1.0
+                    specs.append((i, direction, partial(_margin, x[i]), float(np.linalg.norm(x[i])) * w_scale))
+        specs.append((-1, -1.0, partial(_gradient_gap, jac, shift, grad_tol), grad_tol))
         if np.linalg.norm(shift + jac @ w) <= grad_tol:
             flow.converged = True
             break
-        events = []
-        for i, direction, fn, scale in specs:
-            ev = (lambda _t, w_, fn=fn, h=-direction * 1e-12 * scale: fn(w_) + h)
-            ev.terminal, ev.direction = True, direction
-            events.append((i, ev))
-        sol = solve_ivp(rhs, (t0, t_max), w, method="LSODA", jac=lambda _t, _w, a=jac: a,
-                        events=[e for _, e in events], rtol=rtol, atol=atol, dense_output=True)
+        events = [(i, _Event(fn, -direction * 1e-12 * scale, direction)) for i, direction, fn, scale in specs]
+        sol = solve_ivp(
+            rhs,
+            (t0, t_max),
+            w,
+            method="LSODA",
+            jac=lambda _t, _w, a=jac: a,
+            events=[e for _, e in events],
+            rtol=rtol,
+            atol=atol,
+            dense_output=True,
+        )
         t_end = float(sol.t[-1])
         if t_end > t0:
-            grid = np.concatenate([np.geomspace(max(t0, 1e-9), t_end, samples_per_piece),
-                                   np.linspace(t0, t_end, samples_per_piece + 1)[1:]])
+            grid = np.concatenate(
+                [
+                    np.geomspace(max(t0, 1e-9), t_end, samples_per_piece),
+                    np.linspace(t0, t_end, samples_per_piece + 1)[1:],
+                ]
+            )
             grid = np.unique(grid[(grid > t0) & (grid <= t_end)])
             flow.t = np.concatenate([flow.t, grid])
             flow.w = np.concatenate([flow.w, sol.sol(grid).T])
@@ -253,7 +308,7 @@ def gradient_flow(
         state = state.copy()
         state[i] = new
         settled = _settle(w, x, y, state)
-        for j in np.flatnonzero(settled != state):  # released sliding samples: step off their surface too
+        for j in np.flatnonzero(settled != state).tolist():  # released sliding samples: step off their surface too
             side = 1.0 if settled[j] == ACTIVE else -1.0
             w = w + (side * 1e-12 * np.linalg.norm(w) * np.linalg.norm(x[j]) - x[j] @ w) * x[j] / (x[j] @ x[j])
             if settled[j] != ACTIVE:
@@ -276,7 +331,9 @@ def gradient_flow(
     return flow
 
 
-def gradient_descent(x: np.ndarray, y: np.ndarray, w0: np.ndarray, t: float, lr: float, linear: bool = False) -> np.ndarray:
+def gradient_descent(
+    x: np.ndarray, y: np.ndarray, w0: np.ndarray, t: float, lr: float, linear: bool = False
+) -> np.ndarray:
     """Plain gradient descent w <- w - lr grad L(w) for ``t / lr`` steps (the flow's reference)."""
     w = np.asarray(w0, dtype=np.float64).copy()
     for _ in range(int(round(t / lr))):

@@ -25,15 +25,33 @@ def _inside_table(metrics: dict[str, float]) -> str:
         pre = f"inside_small_{label}_" if label else "inside_small_"
         if f"{pre}runs" not in metrics:
             continue
-        rows.append({"d": label.removeprefix("d") or "pooled", "runs": int(metrics[f"{pre}runs"]),
-                     **{c: metrics.get(f"{pre}{c}", float("nan")) for c in ("norm_monotone", "no_reactivation", "characterized", "global_min", "all")},
-                     "all_lower95": metrics.get(f"{pre}all_lower95", float("nan"))})
-    return pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g") if rows else "(no positive-data setting at this scale)"
+        rows.append(
+            {
+                "d": label.removeprefix("d") or "pooled",
+                "runs": int(metrics[f"{pre}runs"]),
+                **{
+                    c: metrics.get(f"{pre}{c}", float("nan"))
+                    for c in ("norm_monotone", "no_reactivation", "characterized", "global_min", "all")
+                },
+                "all_lower95": metrics.get(f"{pre}all_lower95", float("nan")),
+            }
+        )
+    return (
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g")
+        if rows
+        else "(no positive-data setting at this scale)"
+    )
 
 
 def write_reports(
-    ctx: RunContext, runs: pd.DataFrame, summary: pd.DataFrame, gd: pd.DataFrame, lin: pd.DataFrame,
-    keep: dict, metrics: dict[str, float], gate: Gate,
+    ctx: RunContext,
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    gd: pd.DataFrame,
+    lin: pd.DataFrame,
+    keep: dict,
+    metrics: dict[str, float],
+    gate: Gate,
 ) -> None:
     import matplotlib
 
@@ -68,10 +86,13 @@ def write_reports(
         "",
         "## Outside the assumptions (reported): Gaussian teacher and general data",
         "",
-        f"Small init, Gaussian teacher: norm non-decreasing in {metrics.get('small_init_teacher_norm_monotone_pooled', float('nan')):.1%} "
-        f"of runs; positive minus teacher: {metrics.get('inside_minus_teacher_small_norm_monotone', float('nan')):+.3f} "
+        "Small init, Gaussian teacher: norm non-decreasing in "
+        f"{metrics.get('small_init_teacher_norm_monotone_pooled', float('nan')):.1%} "
+        "of runs; positive minus teacher: "
+        f"{metrics.get('inside_minus_teacher_small_norm_monotone', float('nan')):+.3f} "
         f"+- {metrics.get('inside_minus_teacher_small_norm_monotone_se', float('nan')):.3f} (SE, independent samples); "
-        f"no reactivation: positive minus teacher {metrics.get('inside_minus_teacher_small_no_reactivation', float('nan')):+.3f} "
+        "no reactivation: positive minus teacher "
+        f"{metrics.get('inside_minus_teacher_small_no_reactivation', float('nan')):+.3f} "
         f"+- {metrics.get('inside_minus_teacher_small_no_reactivation_se', float('nan')):.3f}. "
         f"The d >> n support-vector characterization on the Gaussian teacher holds in "
         f"{metrics.get('highdim_teacher_characterized_fraction', float('nan')):.1%} of runs (samples active early and "
@@ -85,7 +106,8 @@ def write_reports(
         "",
         "## Checks of the integration and the linear contrast",
         "",
-        "Flow vs gradient descent (steps 1e-3 and 1e-4; `relative_gap` is the finer) at the same time, one check per setting:",
+        "Flow vs gradient descent (steps 1e-3 and 1e-4; `relative_gap` is the finer) at the same time, "
+        "one check per setting:",
         "",
         gd.to_markdown(index=False, floatfmt=".3g"),
         "",
@@ -102,7 +124,10 @@ def write_reports(
     (out / "results.md").write_text("\n".join(md))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, col, title in ((axes[0], "norm_monotone", "norm increases monotonically"), (axes[1], "global_min", "reaches a global minimum")):
+    for ax, col, title in (
+        (axes[0], "norm_monotone", "norm increases monotonically"),
+        (axes[1], "global_min", "reaches a global minimum"),
+    ):
         for (data, d), g in summary.groupby(["data", "d"]):
             if g[col].notna().any():
                 ax.plot(g["scale"], g[col], marker="o", label=f"{data}, d={d}")
@@ -121,7 +146,7 @@ def write_reports(
         if not items:
             continue
         fig, axes = plt.subplots(1, len(items), figsize=(3.4 * len(items), 3.4), squeeze=False)
-        for ax, (key, trajs) in zip(axes[0], items):
+        for ax, (key, trajs) in zip(axes[0], items, strict=True):
             x, y, flow = trajs[0]  # seed 0: the same data and initial direction in every panel
             support = x @ flow.w_final > 0
             ax.scatter(x[~support, 0], x[~support, 1], s=12, c="lightgray", label="samples")

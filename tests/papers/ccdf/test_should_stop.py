@@ -28,5 +28,7 @@ def test_ccdf_stops_after_the_budget_and_runs_unchanged_without_it() -> None:
              should_stop=lambda: next(checks) >= 3)
     assert len(calls) == 3
     a, nfe = ccdf(eps, x0, op, y, ABAR, steps=20, t0=0.5, generator=torch.Generator().manual_seed(0))
-    b, _ = ccdf(eps, x0, op, y, ABAR, steps=20, t0=0.5, generator=torch.Generator().manual_seed(0), should_stop=lambda: False)
+    b, _ = ccdf(
+        eps, x0, op, y, ABAR, steps=20, t0=0.5, generator=torch.Generator().manual_seed(0), should_stop=lambda: False
+    )
     assert nfe == 10 and torch.equal(a, b)

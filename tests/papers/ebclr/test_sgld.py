@@ -28,7 +28,13 @@ def test_sgld_noise_follows_counts() -> None:
     cfg = SGLDConfig(iters=1, step=0.05)
     x0 = torch.zeros(200, 1, 4, 4)
     count = torch.cat([torch.zeros(100, 1, 1, 1), torch.full((100, 1, 1, 1), 5.0)])
-    out = sgld(lambda x: torch.zeros(len(x), requires_grad=True) + 0 * x.sum(), x0, count, cfg, torch.Generator().manual_seed(0))
+    out = sgld(
+        lambda x: torch.zeros(len(x), requires_grad=True) + 0 * x.sum(),
+        x0,
+        count,
+        cfg,
+        torch.Generator().manual_seed(0),
+    )
     fresh, refined = out[:100].std(), out[100:].std()
     assert abs(fresh - 0.05) < 0.005 and abs(refined - 0.01) < 0.001
 
@@ -44,7 +50,7 @@ def test_buffer_reinitialises_a_fraction_and_counts() -> None:
     buf.samples.fill_(3.0)
     gen = torch.Generator().manual_seed(0)
     x, count = buf.sample(20, gen)
-    restarted = (count.flatten() == 0)
+    restarted = count.flatten() == 0
     assert 1 <= int(restarted.sum()) <= 8  # int(20 * 0.4) draws with replacement
     assert (x[restarted] == -7.0).all() and (x[~restarted] == 3.0).all() and (count[~restarted] == 5.0).all()
     once = torch.tensor([int((buf._idx == i).sum()) == 1 for i in buf._idx])  # draws are with replacement

@@ -88,9 +88,17 @@ def model(tmp_path_factory: pytest.TempPathFactory):
     PAPER.prepare(cfg, ctx)
     PAPER.train(cfg, ctx)
     metrics = PAPER.evaluate(cfg, ctx)
-    assert (ctx.report_dir / "results.csv").is_file() and (ctx.report_dir / "figures" / "accuracy_vs_steps.png").is_file()
-    for key in ("b32/ebclr/probe_acc/mean", "b32/moco/random_probe_acc/half_width", "b32/ebclr_minus_floor/mean",
-                "b32/ebclr_minus_ebclr_lambda2_0/half_width", "b32/ebclr_minus_moco/se_test", "anchor/mean_std_probe_acc"):
+    assert (ctx.report_dir / "results.csv").is_file() and (
+        ctx.report_dir / "figures" / "accuracy_vs_steps.png"
+    ).is_file()
+    for key in (
+        "b32/ebclr/probe_acc/mean",
+        "b32/moco/random_probe_acc/half_width",
+        "b32/ebclr_minus_floor/mean",
+        "b32/ebclr_minus_ebclr_lambda2_0/half_width",
+        "b32/ebclr_minus_moco/se_test",
+        "anchor/mean_std_probe_acc",
+    ):
         assert key in metrics, key
     return PAPER.load(ctx.model_dir)
 
@@ -126,8 +134,13 @@ def test_predict_rejects_bad_input(model, images, fragment: str) -> None:
 
 
 def test_gate() -> None:
-    good = {"b16/ebclr/probe_acc/mean": 0.6, "b16/ebclr_minus_floor/mean": 0.08, "b16/ebclr_minus_floor/half_width": 0.03,
-            "b16/ebclr_minus_simclr/mean": -0.05, "b16/ebclr_minus_simclr/half_width": 0.01}
+    good = {
+        "b16/ebclr/probe_acc/mean": 0.6,
+        "b16/ebclr_minus_floor/mean": 0.08,
+        "b16/ebclr_minus_floor/half_width": 0.03,
+        "b16/ebclr_minus_simclr/mean": -0.05,
+        "b16/ebclr_minus_simclr/half_width": 0.01,
+    }
     assert gate(good).passed  # only the floor is gated (README.md says why)
     inside = gate({**good, "b16/ebclr_minus_floor/half_width": 0.09})
     assert not inside.passed and "beyond noise" in inside.reasons[0]
@@ -178,7 +191,9 @@ def test_runs_are_prefixes_across_step_budgets(tmp_path: Path) -> None:
     # Each run draws from its own streams: MoCo's step-2 weights are the same whether runs last 2 or 4 steps.
     snaps = []
     for steps, snapshots in ((2, 1), (4, 2)):
-        cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "steps": steps, "snapshots": snapshots}})
+        cfg = EBCLRPaperConfig.model_validate(
+            {**SMALL, "train": {**SMALL["train"], "steps": steps, "snapshots": snapshots}}
+        )
         ctx = RunContext("ebclr", tmp_path / str(steps))
         PAPER.prepare(cfg, ctx)
         PAPER.train(cfg, ctx)

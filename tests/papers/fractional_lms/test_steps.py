@@ -44,12 +44,16 @@ def test_real_signal_files(cfg, tmp_path: Path) -> None:
     x = rng.standard_normal(500)
     d = np.convolve(x, [0.5, -0.25])[:500]
     np.save(tmp_path / "sig.npy", np.stack([x, d], 1))
-    (tmp_path / "sig.csv").write_text("x,d\n" + "\n".join(f"{a},{b}" for a, b in zip(x, d)))
+    (tmp_path / "sig.csv").write_text("x,d\n" + "\n".join(f"{a},{b}" for a, b in zip(x, d, strict=True)))
     for name in ("sig.npy", "sig.csv"):
         xr, dr = read_signal_file(tmp_path / name)
         assert np.allclose(xr, x) and np.allclose(dr, d)
-    file_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": "file", "path": str(tmp_path / "sig.csv")}),
-                                      "train": cfg.train.model_copy(update={"taps": 2})})
+    file_cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"source": "file", "path": str(tmp_path / "sig.csv")}),
+            "train": cfg.train.model_copy(update={"taps": 2}),
+        }
+    )
     ctx = RunContext("fractional_lms", tmp_path / "run")
     PAPER.prepare(file_cfg, ctx)
     assert json.loads((ctx.data_dir / "plant.json").read_text())["plant"] is None
@@ -78,12 +82,24 @@ def test_identify_reports_divergence_clearly() -> None:
 
 
 def test_gate_explains_failures() -> None:
-    ok = {"published_min_broken_fraction": 1.0, "frozen_step_max_gap_db_2se": 0.05, "remedied_matched_fraction": 1.0,
-          "remedied_max_speed_ratio_upper95": 1.02, "lms_emse_max_excess_rel_theory": -0.5,
-          "flms_emse_max_excess_rel_theory": -0.5,
-          "fsd_caputo_max_error_to_prediction": 0.0}
+    ok = {
+        "published_min_broken_fraction": 1.0,
+        "frozen_step_max_gap_db_2se": 0.05,
+        "remedied_matched_fraction": 1.0,
+        "remedied_max_speed_ratio_upper95": 1.02,
+        "lms_emse_max_excess_rel_theory": -0.5,
+        "flms_emse_max_excess_rel_theory": -0.5,
+        "fsd_caputo_max_error_to_prediction": 0.0,
+    }
     assert PAPER.gate(ok).passed
-    gate = PAPER.gate({**ok, "published_min_broken_fraction": 0.5, "frozen_step_max_gap_db_2se": 2.0,
-                       "remedied_max_speed_ratio_upper95": 1.5, "lms_emse_max_excess_rel_theory": 0.3})
+    gate = PAPER.gate(
+        {
+            **ok,
+            "published_min_broken_fraction": 0.5,
+            "frozen_step_max_gap_db_2se": 2.0,
+            "remedied_max_speed_ratio_upper95": 1.5,
+            "lms_emse_max_excess_rel_theory": 0.3,
+        }
+    )
     assert not gate.passed and len(gate.reasons) == 4
     assert any("95 % upper bound" in r for r in gate.reasons)

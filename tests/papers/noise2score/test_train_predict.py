@@ -22,7 +22,9 @@ class Crash(Exception):
 
 def tiny_cfg():
     cfg = load_params(ROOT / "params.yaml", scale="smoke").config("noise2score")
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 12, "baseline_steps": 6, "checkpoint_every": 4})})
+    return cfg.model_copy(
+        update={"train": cfg.train.model_copy(update={"steps": 12, "baseline_steps": 6, "checkpoint_every": 4})}
+    )
 
 
 def crash_after(n: int):
@@ -71,8 +73,11 @@ def test_predict_shapes_and_errors(trained) -> None:
     blind = denoise(model, rng.random((16, 16, 3), dtype=np.float32))
     assert blind["family"] in model.families and blind["level"] > 0
     assert set(estimate(model, rng.random((16, 16), dtype=np.float32))) == {"family", "level", "power"}
-    for kwargs, msg in (({"noise": "laplace"}, "unknown noise"), ({"level": -1.0}, "positive"),
-                        ({"level": float("nan")}, "positive")):
+    for kwargs, msg in (
+        ({"noise": "laplace"}, "unknown noise"),
+        ({"level": -1.0}, "positive"),
+        ({"level": float("nan")}, "positive"),
+    ):
         with pytest.raises(ValueError, match=msg):
             denoise(model, rng.random((16, 16), dtype=np.float32), **kwargs)
     for bad, msg in ((np.zeros((4, 4, 2), np.float32), "shape"), (np.full((4, 4), np.nan, np.float32), "non-finite")):

@@ -66,10 +66,25 @@ def test_clopper_pearson_and_contrast_known_answers() -> None:
 
 
 def test_dead_inits_are_counted_and_left_out() -> None:
-    base = {"data": "positive", "d": 2, "n": 3, "scale": 1e-3, "converged": 1.0, "norm_monotone": 1.0, "norm_ratio": 10.0,
-            "global_min": 1.0, "reactivations": 0.0, "span_residual_ever_active": 0.0, "span_residual_support": 0.0,
-            "characterization_error": 0.0, "support_is_ever_active": 1.0, "events": 1.0}
-    runs = pd.DataFrame([{**base, "dead_init": 0.0}, {**base, "dead_init": 1.0, "norm_monotone": 0.0, "global_min": 0.0}])
+    base = {
+        "data": "positive",
+        "d": 2,
+        "n": 3,
+        "scale": 1e-3,
+        "converged": 1.0,
+        "norm_monotone": 1.0,
+        "norm_ratio": 10.0,
+        "global_min": 1.0,
+        "reactivations": 0.0,
+        "span_residual_ever_active": 0.0,
+        "span_residual_support": 0.0,
+        "characterization_error": 0.0,
+        "support_is_ever_active": 1.0,
+        "events": 1.0,
+    }
+    runs = pd.DataFrame(
+        [{**base, "dead_init": 0.0}, {**base, "dead_init": 1.0, "norm_monotone": 0.0, "global_min": 0.0}]
+    )
     s = summarize(runs).iloc[0]
     assert s["runs"] == 1 and s["dead_inits"] == 1 and s["norm_monotone"] == 1.0
     out, _ = claims_inside(runs, 1e-2)
@@ -77,8 +92,14 @@ def test_dead_inits_are_counted_and_left_out() -> None:
 
 
 def test_gate_needs_every_inside_run() -> None:
-    ok = {"gd_max_relative_gap": 0.001, "inside_small_runs": 300, "inside_small_all": 1.0, "d2_teacher_global_min_min": 1.0,
-          "d2_characterized_fraction": 1.0, "linear_max_error_to_nearest": 1e-9}
+    ok = {
+        "gd_max_relative_gap": 0.001,
+        "inside_small_runs": 300,
+        "inside_small_all": 1.0,
+        "d2_teacher_global_min_min": 1.0,
+        "d2_characterized_fraction": 1.0,
+        "linear_max_error_to_nearest": 1e-9,
+    }
     assert PAPER.gate(ok).passed
     bad = PAPER.gate({**ok, "inside_small_all": 299 / 300})
     assert not bad.passed and "inside the assumptions" in bad.reasons[0]
