@@ -63,8 +63,12 @@ def batch_times(model_dir: Path) -> list[tuple[int, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default=os.environ.get("PAPEROPS_MODEL_DIR"), required=False,
-                        help="exported model folder (default: $PAPEROPS_MODEL_DIR)")
+    parser.add_argument(
+        "--model-dir",
+        default=os.environ.get("PAPEROPS_MODEL_DIR"),
+        required=False,
+        help="exported model folder (default: $PAPEROPS_MODEL_DIR)",
+    )
     parser.add_argument("--requests", type=int, default=200, help="requests per endpoint and concurrency")
     parser.add_argument("--images", type=int, default=4, help="images per /embed request")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -86,8 +90,20 @@ def main() -> int:
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "1", "PAPEROPS_MODEL_DIR": str(model_dir)}
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"paperops-bench-ebclr-{port}.log", "wb")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.ebclr:Service", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "bentoml"),
+            "serve",
+            "serving.ebclr:Service",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     rows = []

@@ -52,14 +52,21 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", default=os.environ.get("PAPEROPS_MODEL_DIR"),
-                        help="exported model folder (default: $PAPEROPS_MODEL_DIR, else the registry champion)")
+    parser.add_argument(
+        "--model-dir",
+        default=os.environ.get("PAPEROPS_MODEL_DIR"),
+        help="exported model folder (default: $PAPEROPS_MODEL_DIR, else the registry champion)",
+    )
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads, here and in the server (default: the service's own "
-                        "choice, $PAPEROPS_TORCH_THREADS or half the cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads, here and in the server (default: the service's own "
+        "choice, $PAPEROPS_TORCH_THREADS or half the cores)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -107,8 +114,19 @@ def main() -> int:
             port = s.getsockname()[1]
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"paperops-bench-serving-{port}.log", "wb")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.noise2score:Service", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "bentoml"),
+            "serve",
+            "serving.noise2score:Service",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

@@ -127,8 +127,13 @@ class Checkpointer:
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         hook = self._hook()
-        payload = {"step": step, "config_hash": self.config_hash, "config": config, "state": state,
-                   "tracking": hook.before_save(step) if hook else {}}
+        payload = {
+            "step": step,
+            "config_hash": self.config_hash,
+            "config": config,
+            "state": state,
+            "tracking": hook.before_save(step) if hook else {},
+        }
         target = self.directory / f"step-{step:08d}-{self.config_hash}.pt"
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".pt")
         try:
@@ -167,8 +172,12 @@ class Checkpointer:
             return payload
         others = sorted({h for _, h in files if h not in (None, self.config_hash)})
         if others:
-            log.info("checkpoints of other configs (%s) left in %s; starting this config (%s) fresh",
-                     ", ".join(others), self.directory, self.config_hash)
+            log.info(
+                "checkpoints of other configs (%s) left in %s; starting this config (%s) fresh",
+                ", ".join(others),
+                self.directory,
+                self.config_hash,
+            )
         return None
 
     def clear(self) -> None:

@@ -31,8 +31,12 @@ STAGE_HELP = {
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("paper", choices=sorted(PAPERS), help="registered paper name (see `paperops list`)")
-    p.add_argument("--scale", choices=SCALES, default=None,
-                   help="override params.yaml's `scale` (smoke: seconds, default: a CPU, paper: the paper's settings)")
+    p.add_argument(
+        "--scale",
+        choices=SCALES,
+        default=None,
+        help="override params.yaml's `scale` (smoke: seconds, default: a CPU, paper: the paper's settings)",
+    )
     p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
 
 
@@ -46,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="List registered papers with arXiv id and title.")
     validate = sub.add_parser(
-        "validate", help="Check params.yaml; write reports/<paper>/config.json for each paper named.",
+        "validate",
+        help="Check params.yaml; write reports/<paper>/config.json for each paper named.",
         description="Validate the whole params file (every paper, every scale; exit 2 naming each bad key, "
         "nothing written). For each paper named, write its resolved config at the file's scale to "
         "reports/<paper>/config.json, rewritten only when it changes: the DVC stage validate@<paper>, "
@@ -56,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("papers", nargs="*", choices=sorted(PAPERS), metavar="paper", help="papers to record")
     validate.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     status = sub.add_parser(
-        "status", help="One line per paper: gate passed or why not, and the version served.",
+        "status",
+        help="One line per paper: gate passed or why not, and the version served.",
         description="After `dvc repro` (the end of `make run`): for each paper in params.yaml, the gate verdict "
         "of its last registration (reports/<paper>/registration.json) and the registry version with the alias "
         "'champion', which `paperops serve <paper>` serves.",
@@ -64,12 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     for stage, text in STAGE_HELP.items():
         _add_common(sub.add_parser(stage, help=text, description=text))
-    run = sub.add_parser("run", help="Run prepare, train, evaluate and register in one process.",
-                         description="All four stages of one paper in one process, without DVC or Prefect.")
+    run = sub.add_parser(
+        "run",
+        help="Run prepare, train, evaluate and register in one process.",
+        description="All four stages of one paper in one process, without DVC or Prefect.",
+    )
     _add_common(run)
-    serve = sub.add_parser("serve", help="Serve the champion model over HTTP with BentoML.",
-                           description="Start `bentoml serve` for the paper's service (serving/<paper>.py). "
-                           "The model is the registry version with alias 'champion' (or --version).")
+    serve = sub.add_parser(
+        "serve",
+        help="Serve the champion model over HTTP with BentoML.",
+        description="Start `bentoml serve` for the paper's service (serving/<paper>.py). "
+        "The model is the registry version with alias 'champion' (or --version).",
+    )
     serve.add_argument("paper", choices=sorted(PAPERS))
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, loopback only)")
     serve.add_argument("--port", type=int, default=3000, help="port (default: %(default)s)")
@@ -108,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
     )
     for noisy in ("alembic", "mlflow.store", "urllib3", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

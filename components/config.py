@@ -59,9 +59,7 @@ class PaperConfig(StrictModel):
     """Fields every paper's config has."""
 
     seed: int = Field(0, ge=0, description="Global seed: data split, init, noise draws.")
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
-        "auto", description="auto picks cuda > mps > cpu."
-    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto picks cuda > mps > cpu.")
 
 
 # YAML 1.2 floats: PyYAML (YAML 1.1) reads ``1e-3`` (no dot) as a string; DVC's YAML 1.2 parser
@@ -85,7 +83,8 @@ class ParamsLoader(yaml.SafeLoader):
                 continue
             if first is not None:
                 raise yaml.constructor.ConstructorError(
-                    None, None,
+                    None,
+                    None,
                     f"key {key!r} given twice in one mapping (lines {first} and {line}); the later "
                     "one would silently win",
                     key_node.start_mark,

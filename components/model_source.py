@@ -45,8 +45,9 @@ def model_dir(paper: str) -> Path:
     store = root / "mlflow.db"
     if not os.environ.get("MLFLOW_TRACKING_URI") and not store.is_file():
         # MLflow would create an empty store here and then find no model: say so instead.
-        raise ModelUnavailable(f"no MLflow store at {store.resolve()} (nothing was registered in {root.resolve()}). "
-                               f"{what_to_do(paper)}")
+        raise ModelUnavailable(
+            f"no MLflow store at {store.resolve()} (nothing was registered in {root.resolve()}). {what_to_do(paper)}"
+        )
     from components.tracking import fetch_model
 
     version = os.environ.get("PAPEROPS_MODEL_VERSION") or None
@@ -55,5 +56,6 @@ def model_dir(paper: str) -> Path:
     except LookupError as exc:
         raise ModelUnavailable(f"{exc}. {what_to_do(paper)}") from None
     except Exception as exc:  # the store itself is unreadable (a bad URI, a corrupt file, a bad version string)
-        raise ModelUnavailable(f"cannot read the registry for {paper!r} ({exc.__class__.__name__}: {exc}). "
-                               f"{what_to_do(paper)}") from None
+        raise ModelUnavailable(
+            f"cannot read the registry for {paper!r} ({exc.__class__.__name__}: {exc}). {what_to_do(paper)}"
+        ) from None

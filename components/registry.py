@@ -76,8 +76,11 @@ def config_model(name: str) -> type[PaperConfig]:
 
     module = _import_submodule_alone(_known(name), "config")
     found = [
-        obj for obj in vars(module).values()
-        if isinstance(obj, type) and issubclass(obj, PaperConfig) and obj is not PaperConfig
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, PaperConfig)
+        and obj is not PaperConfig
         and obj.__module__ == module.__name__
     ]
     if len(found) != 1:

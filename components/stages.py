@@ -43,8 +43,14 @@ def tqdm_progress(iterable: Iterable[Any], total: int | None = None, desc: str =
     from tqdm.auto import tqdm
 
     return tqdm(
-        iterable, total=total, desc=desc, initial=initial, mininterval=2.0, file=sys.stderr,
-        disable=os.environ.get("PAPEROPS_NO_PROGRESS") == "1", dynamic_ncols=True,
+        iterable,
+        total=total,
+        desc=desc,
+        initial=initial,
+        mininterval=2.0,
+        file=sys.stderr,
+        disable=os.environ.get("PAPEROPS_NO_PROGRESS") == "1",
+        dynamic_ncols=True,
     )
 
 
@@ -57,8 +63,12 @@ def read_metrics(report_dir: Path) -> dict[str, float]:
 
 
 def run_stage(
-    stage: str, paper_name: str, root: Path | None = None, params: Params | None = None,
-    params_path: Path | str = "params.yaml", scale: str | None = None,
+    stage: str,
+    paper_name: str,
+    root: Path | None = None,
+    params: Params | None = None,
+    params_path: Path | str = "params.yaml",
+    scale: str | None = None,
 ) -> Any:
     """Run one stage of one paper, tracked as an MLflow run named after the stage.
 

@@ -56,8 +56,14 @@ def _npy(upload: Path, what: str) -> np.ndarray:
     return arr
 
 
-@paper_service(paper="ccdf", title="CCDF: come-closer-diffuse-faster inverse solvers (arXiv 2112.05146)",
-               description=__doc__, timeout=120, max_concurrency=16, max_request_bytes=MAX_REQUEST_BYTES)
+@paper_service(
+    paper="ccdf",
+    title="CCDF: come-closer-diffuse-faster inverse solvers (arXiv 2112.05146)",
+    description=__doc__,
+    timeout=120,
+    max_concurrency=16,
+    max_request_bytes=MAX_REQUEST_BYTES,
+)
 class CCDF(PaperService):
     """Diffusion inverse solvers in few steps: super-resolution, inpainting, CS-MRI."""
 
@@ -76,26 +82,43 @@ class CCDF(PaperService):
         return path
 
     @bentoml.api(route="/super_resolve")
-    def super_resolve(self, image: Path, scale: Scale = 4, steps: Steps | None = None, t0: T0 | None = None,
-                      init: Init = "network", ctx: bentoml.Context = None) -> PNG:
+    def super_resolve(
+        self,
+        image: Path,
+        scale: Scale = 4,
+        steps: Steps | None = None,
+        t0: T0 | None = None,
+        init: Init = "network",
+        ctx: bentoml.Context = None,
+    ) -> PNG:
         """Super-resolve a low-resolution PNG/JPEG by ``scale`` (average-pooling degradation model)."""
         budget = self.budget()
         d = decode(read_upload(image, MAX_UPLOAD_BYTES, "image"))
         with self.lock:
-            out = self.predict.super_resolve(self.model, d.pixels, scale=scale, steps=steps, t0=t0, init=init,
-                                             should_stop=budget)
+            out = self.predict.super_resolve(
+                self.model, d.pixels, scale=scale, steps=steps, t0=t0, init=init, should_stop=budget
+            )
         return self._png(ctx, out["image"], d.mode, out["nfe"])
 
     @bentoml.api(route="/inpaint")
-    def inpaint(self, image: Path, mask: Path, steps: Steps | None = None, t0: T0 | None = None,
-                init: Init = "network", ctx: bentoml.Context = None) -> PNG:
+    def inpaint(
+        self,
+        image: Path,
+        mask: Path,
+        steps: Steps | None = None,
+        t0: T0 | None = None,
+        init: Init = "network",
+        ctx: bentoml.Context = None,
+    ) -> PNG:
         """Fill the black pixels of ``mask`` (a PNG the size of ``image``; white = known)."""
         budget = self.budget()
         d = decode(read_upload(image, MAX_UPLOAD_BYTES, "image"))
         m = decode(read_upload(mask, MAX_UPLOAD_BYTES, "mask"))
         if m.pixels.shape[:2] != d.pixels.shape[:2]:
-            raise ValueError(f"mask is {m.pixels.shape[1]}x{m.pixels.shape[0]} but the image is "
-                             f"{d.pixels.shape[1]}x{d.pixels.shape[0]}")
+            raise ValueError(
+                f"mask is {m.pixels.shape[1]}x{m.pixels.shape[0]} but the image is "
+                f"{d.pixels.shape[1]}x{d.pixels.shape[0]}"
+            )
         with self.lock:
             out = self.predict.inpaint(
                 self.model, d.pixels, m.pixels, steps=steps, t0=t0, init=init, should_stop=budget

@@ -134,8 +134,9 @@ def load_model(paper: str) -> tuple[Any, Any, Path]:
     except ModelUnavailable as exc:
         fail_startup(paper, str(exc))
     except Exception as exc:  # noqa: BLE001 - any load failure stops the service with its reason
-        fail_startup(paper, f"the model in {folder} cannot be loaded ({exc.__class__.__name__}: {exc}). "
-                            f"{what_to_do(paper)}")
+        fail_startup(
+            paper, f"the model in {folder} cannot be loaded ({exc.__class__.__name__}: {exc}). {what_to_do(paper)}"
+        )
     raise AssertionError("unreachable")
 
 

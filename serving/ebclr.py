@@ -43,8 +43,14 @@ def _read(path: Path) -> np.ndarray:
     return pixels if pixels.ndim == 3 else pixels[..., None]  # (H, W, C)
 
 
-@paper_service(paper="ebclr", title="EBCLR energy-based contrastive learning (arXiv 2202.04933)",
-               description=__doc__, timeout=60, max_concurrency=64, max_request_bytes=MAX_REQUEST_BYTES)
+@paper_service(
+    paper="ebclr",
+    title="EBCLR energy-based contrastive learning (arXiv 2202.04933)",
+    description=__doc__,
+    timeout=60,
+    max_concurrency=64,
+    max_request_bytes=MAX_REQUEST_BYTES,
+)
 class EBCLR(PaperService):
     """Embeddings of the EBCLR encoder and the classes of its linear probe."""
 
@@ -71,8 +77,10 @@ class EBCLR(PaperService):
                 raise ValueError(f"send between 1 and {MAX_IMAGES} images, got {len(images)}")
             decoded = [_read(p) for p in images]
             channels = max(d.shape[2] for d in decoded)
-            batch = [self.predict.prepare_batch(self.model, np.repeat(d, channels // d.shape[2], axis=2)[None])
-                     for d in decoded]
+            batch = [
+                self.predict.prepare_batch(self.model, np.repeat(d, channels // d.shape[2], axis=2)[None])
+                for d in decoded
+            ]
             return np.concatenate([b.numpy() for b in batch])
         arr = np.asarray(arrays, dtype=np.float32)
         if arr.ndim >= 3 and len(arr) > MAX_IMAGES:

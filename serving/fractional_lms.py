@@ -25,8 +25,14 @@ Signal = Annotated[list[Sample], Field(min_length=16, max_length=MAX_SAMPLES)]
 Algorithm = Literal["lms", "nlms", "flms", "flms_signed", "flms_published", "fnlms", "mflms"]
 
 
-@paper_service(paper="fractional_lms", title="Fractional LMS system identification (arXiv 2110.05201)",
-               description=__doc__, timeout=120, max_concurrency=32, max_request_bytes=MAX_REQUEST_BYTES)
+@paper_service(
+    paper="fractional_lms",
+    title="Fractional LMS system identification (arXiv 2110.05201)",
+    description=__doc__,
+    timeout=120,
+    max_concurrency=32,
+    max_request_bytes=MAX_REQUEST_BYTES,
+)
 class FractionalLMS(PaperService):
     """System identification with LMS and the fractional LMS family."""
 

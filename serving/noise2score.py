@@ -29,8 +29,14 @@ MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # one image plus the multipart
 # max_concurrency counts requests in flight, queued ones included: over it BentoML answers 429.
 # 8 answered 429 to 101 of 200 requests from 8 concurrent clients (a slot frees only after the
 # response is sent); 64 queues about 64 forwards (~0.5 s at 128x128) before shedding load.
-@paper_service(paper="noise2score", title="Noise2Score-Tweedie denoising (arXiv 2112.03696)", description=__doc__,
-               timeout=120, max_concurrency=64, max_request_bytes=MAX_REQUEST_BYTES)
+@paper_service(
+    paper="noise2score",
+    title="Noise2Score-Tweedie denoising (arXiv 2112.03696)",
+    description=__doc__,
+    timeout=120,
+    max_concurrency=64,
+    max_request_bytes=MAX_REQUEST_BYTES,
+)
 class Noise2Score(PaperService):
     """Self-supervised denoising with the Tweedie formula; blind noise-model estimation."""
 
@@ -42,8 +48,9 @@ class Noise2Score(PaperService):
         self.predict = predict
 
     @bentoml.api(route="/denoise")
-    def denoise(self, image: Path, noise: Noise = "auto", level: Level | None = None,
-                ctx: bentoml.Context = None) -> Annotated[Path, ContentType("image/png")]:
+    def denoise(
+        self, image: Path, noise: Noise = "auto", level: Level | None = None, ctx: bentoml.Context = None
+    ) -> Annotated[Path, ContentType("image/png")]:
         """Denoise a PNG/JPEG (grey or RGB, up to 2048x2048, 8 MiB). ``noise``: auto | gaussian | poisson
         | gamma; ``level``: Gaussian sigma on 0..255, Poisson zeta or Gamma k (estimated when
         omitted). Returns a PNG of the same size and mode; headers X-Noise-Family, X-Noise-Level."""

@@ -34,8 +34,15 @@ SmallValue = Annotated[float, AllowInfNan(False), Ge(-MAX_ANALYZE_VALUE), Le(MAX
 SmallRow = Annotated[list[SmallValue], Field(min_length=1, max_length=200)]
 
 
-@paper_service(paper="relu_neuron", title="Single-neuron ReLU gradient flow (arXiv 2202.05510)",
-               description=__doc__, timeout=60, max_concurrency=32, max_request_bytes=MAX_REQUEST_BYTES, budget_s=45)
+@paper_service(
+    paper="relu_neuron",
+    title="Single-neuron ReLU gradient flow (arXiv 2202.05510)",
+    description=__doc__,
+    timeout=60,
+    max_concurrency=32,
+    max_request_bytes=MAX_REQUEST_BYTES,
+    budget_s=45,
+)
 class ReluNeuron(PaperService):
     """One ReLU neuron: predictions, and the gradient-flow analysis of a dataset."""
 

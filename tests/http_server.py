@@ -57,7 +57,11 @@ def bentoml_server(target: str, cwd: Path, env: dict[str, str], log: Path, ready
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [bentoml, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.pid = proc.pid

@@ -42,9 +42,13 @@ class ProjectCopy:
 
 def copy_project(dest: Path, scale: str = "smoke") -> ProjectCopy:
     """Copy the project's working tree into ``dest`` as a fresh git repo at ``scale``."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file() and not rel.startswith(("data/", "models/", "reports/")):

@@ -42,9 +42,7 @@ def _signature(paper: Any, model_dir: Path) -> Any:
     return signature
 
 
-def register_model(
-    root: Path, paper: Any, model_dir: Path, metrics: dict[str, float], gate: Gate
-) -> dict[str, Any]:
+def register_model(root: Path, paper: Any, model_dir: Path, metrics: dict[str, float], gate: Gate) -> dict[str, Any]:
     """Log ``model_dir`` as a pyfunc model in the active run and register a new version.
 
     The version is tagged with the gate's verdict; the alias ``champion`` moves to it only when

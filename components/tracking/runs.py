@@ -84,8 +84,13 @@ def _dvc_data_hash(root: Path, paper: str) -> str | None:
 
 def provenance_tags(root: Path, paper: str, stage: str, scale: str) -> dict[str, str]:
     """Tags every stage run carries: stage, scale, git commit (and dirtiness), DVC data hash."""
-    tags = {"paperops.paper": paper, "paperops.stage": stage, "paperops.scale": scale,
-            "paperops.host": socket.gethostname(), "paperops.pid": str(os.getpid())}
+    tags = {
+        "paperops.paper": paper,
+        "paperops.stage": stage,
+        "paperops.scale": scale,
+        "paperops.host": socket.gethostname(),
+        "paperops.pid": str(os.getpid()),
+    }
     commit = _git(root, "rev-parse", "HEAD")
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -156,11 +161,13 @@ class MlflowLogger:
             for key, last in steps.items():
                 copied += [
                     Metric(key, m.value, m.timestamp, m.step)
-                    for m in self.client.get_metric_history(source, key) if m.step <= int(last)
+                    for m in self.client.get_metric_history(source, key)
+                    if m.step <= int(last)
                 ]
         except MlflowException as exc:  # the earlier run was deleted, or another store
-            log.warning("resumed at step %d; the earlier run %s is not readable (%s): its curve starts here",
-                        step, source, exc)
+            log.warning(
+                "resumed at step %d; the earlier run %s is not readable (%s): its curve starts here", step, source, exc
+            )
             return
         copied.sort(key=lambda m: (m.key, m.step, m.timestamp))
         for i in range(0, len(copied), _METRIC_BATCH):

@@ -22,8 +22,9 @@ def _images() -> list[tuple[str, np.ndarray]]:
 
 
 def test_photo_patches_split_and_labels() -> None:
-    split, names = photo_patches(patch=8, size=8, scale=1.0, n_train=5, n_test=4, holdout=0.3, standardize=False,
-                                 images=_images())
+    split, names = photo_patches(
+        patch=8, size=8, scale=1.0, n_train=5, n_test=4, holdout=0.3, standardize=False, images=_images()
+    )
     assert names == ["im0", "im1", "im2"] and split.n_classes == 3
     assert split.train_x.shape == (15, 1, 8, 8) and split.test_x.shape == (12, 1, 8, 8)
     assert (

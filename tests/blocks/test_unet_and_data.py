@@ -106,5 +106,5 @@ def test_bundled_images_are_distinct() -> None:
     # skimage.data.cat() is chelsea(): a duplicate would put one picture on both sides of a split.
     loaded = skimage_images(SKIMAGE_IMAGES)
     for i, (n1, a) in enumerate(loaded):
-        for n2, b in loaded[i + 1:]:
+        for n2, b in loaded[i + 1 :]:
             assert a.shape != b.shape or not np.allclose(a, b, atol=1e-3), (n1, n2)

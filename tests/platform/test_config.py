@@ -70,7 +70,10 @@ def test_cli_refuses_bad_params_and_writes_nothing(tmp_path: Path) -> None:
     write_params(tmp_path, data)
     proc = subprocess.run(
         [sys.executable, "-m", "components", "prepare", "noise2score"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "noise2score[smoke].seed" in proc.stderr
@@ -227,7 +230,11 @@ def test_cli_removed_section_exits_2_without_traceback(tmp_path: Path) -> None:
     write_params(tmp_path, data)
     proc = subprocess.run(
         [sys.executable, "-m", "components", "prepare", FIRST],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert f"{FIRST}: section missing" in proc.stderr and "Traceback" not in proc.stderr

@@ -12,7 +12,9 @@ PLATFORM = [
     *(p for p in (ROOT / "components").glob("*.py") if p.name != "registry.py"),
     *(ROOT / "components" / "tracking").rglob("*.py"),
     *(ROOT / "flows").rglob("*.py"),
-    ROOT / "dvc.yaml", ROOT / "Makefile", ROOT / "prefect.yaml",
+    ROOT / "dvc.yaml",
+    ROOT / "Makefile",
+    ROOT / "prefect.yaml",
 ]
 
 
@@ -20,6 +22,8 @@ def test_no_platform_file_names_a_paper() -> None:
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, PAPERS)) + r")\b")
     found = [
         f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
-        for path in PLATFORM for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)
+        for path in PLATFORM
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
     ]
     assert not found, "platform code names a paper (only components/registry.py may):\n" + "\n".join(found)

@@ -43,8 +43,12 @@ def _weights(project) -> dict:
 def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     crashed = _project(tmp_path / "a")
     proc = subprocess.Popen(
-        ["paperops", "train", PAPER], cwd=crashed.path, env=crashed.env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        ["paperops", "train", PAPER],
+        cwd=crashed.path,
+        env=crashed.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:

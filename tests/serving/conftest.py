@@ -29,8 +29,11 @@ def served(smoke_repo) -> Callable[[str], ServerURL]:
                 if paper in TEST_BUDGET_S:
                     env["PAPEROPS_REQUEST_BUDGET_S"] = TEST_BUDGET_S[paper]
                 try:
-                    servers[paper] = stack.enter_context(bentoml_server(
-                        f"serving.{paper}:Service", smoke_repo.path, env, smoke_repo.path / f"bentoml-{paper}.log"))
+                    servers[paper] = stack.enter_context(
+                        bentoml_server(
+                            f"serving.{paper}:Service", smoke_repo.path, env, smoke_repo.path / f"bentoml-{paper}.log"
+                        )
+                    )
                 except ServerError as exc:
                     pytest.fail(str(exc))
             return servers[paper]

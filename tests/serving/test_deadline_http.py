@@ -50,8 +50,12 @@ def test_ccdf_past_its_budget_stops(served) -> None:
     buf = io.BytesIO()  # 64x64 RGB at x4: 256x256x3 pixels; simple init at N' = 10 (the work bound)
     Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(buf, format="PNG")
     start = time.monotonic()
-    r = httpx.post(f"{url}/super_resolve", files={"image": ("x.png", buf.getvalue(), "image/png")},
-                   data={"scale": "4", "init": "simple", "steps": "10", "t0": "1"}, timeout=120)
+    r = httpx.post(
+        f"{url}/super_resolve",
+        files={"image": ("x.png", buf.getvalue(), "image/png")},
+        data={"scale": "4", "init": "simple", "steps": "10", "t0": "1"},
+        timeout=120,
+    )
     took = time.monotonic() - start
     if r.status_code == 200:  # a fast machine: the smoke model finished inside the budget
         assert took < budget + 10

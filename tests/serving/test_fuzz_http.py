@@ -38,8 +38,14 @@ def test_fuzz_gives_no_5xx(served, paper: str) -> None:
     assert any(op.method.upper() == "POST" for op in operations)
 
     def fuzz(session, op, mode):  # one hypothesis test per operation and mode
-        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+        @settings(
+            max_examples=FUZZ_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
         @given(case=op.as_strategy(generation_mode=mode))
         def one(case) -> None:
             r = case.call(base_url=url, session=session, timeout=120)

@@ -19,8 +19,13 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
     "fractional_lms": {"/identify": (), "/filter": ()},
     "relu_neuron": {"/predict": (), "/analyze": ()},
     "ebclr": {"/embed": ("images",), "/classify": ("image",)},
-    "ccdf": {"/super_resolve": ("image",), "/inpaint": ("image", "mask"), "/mri_reconstruct": ("kspace", "mask"),
-             "/mri_reconstruct_npy": ("kspace", "mask"), "/mri_reconstruct_image": ("image",)},
+    "ccdf": {
+        "/super_resolve": ("image",),
+        "/inpaint": ("image", "mask"),
+        "/mri_reconstruct": ("kspace", "mask"),
+        "/mri_reconstruct_npy": ("kspace", "mask"),
+        "/mri_reconstruct_image": ("image",),
+    },
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
 TEXT_FIELD = {

@@ -53,10 +53,16 @@ def test_uvloop_is_installed() -> None:
     import uvloop  # noqa: F401 - the condition under which the fetch raced (pyproject's test extra)
 
 
-@pytest.mark.parametrize(("paper", "route", "field"), [
-    ("noise2score", "/denoise", "image"), ("noise2score", "/estimate", "image"), ("ebclr", "/embed", "images"),
-    ("ccdf", "/mri_reconstruct", "kspace"), ("ccdf", "/super_resolve", "image"),
-])
+@pytest.mark.parametrize(
+    ("paper", "route", "field"),
+    [
+        ("noise2score", "/denoise", "image"),
+        ("noise2score", "/estimate", "image"),
+        ("ebclr", "/embed", "images"),
+        ("ccdf", "/mri_reconstruct", "kspace"),
+        ("ccdf", "/super_resolve", "image"),
+    ],
+)
 def test_url_in_a_file_field_is_refused_not_fetched(served, target, paper: str, route: str, field: str) -> None:
     url = served(paper)
     before = len(_Counting.hits)

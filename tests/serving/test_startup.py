@@ -38,8 +38,9 @@ def _bare_env(**extra: str) -> dict[str, str]:
 
 def test_bentoml_serve_without_a_store_exits_with_what_to_do(tmp_path) -> None:
     env = _bare_env(PYTHONPATH=str(ROOT), PAPEROPS_ROOT=str(tmp_path))
-    rc, out, took = _run([str(BIN / "bentoml"), "serve", "serving.relu_neuron:Service", "--port", str(free_port())],
-                         tmp_path, env)
+    rc, out, took = _run(
+        [str(BIN / "bentoml"), "serve", "serving.relu_neuron:Service", "--port", str(free_port())], tmp_path, env
+    )
     assert rc == 3, out[-3000:]
     assert "no MLflow store" in out and "make run" in out and "paperops register relu_neuron" in out, out[-3000:]
     assert not (tmp_path / "mlflow.db").exists(), "no empty store is created"
@@ -47,8 +48,11 @@ def test_bentoml_serve_without_a_store_exits_with_what_to_do(tmp_path) -> None:
 
 def test_bentoml_serve_of_a_missing_version_exits(smoke_repo) -> None:
     env = {**smoke_repo.env, "PAPEROPS_MODEL_VERSION": "999"}
-    rc, out, _ = _run([str(BIN / "bentoml"), "serve", "serving.fractional_lms:Service", "--port", str(free_port())],
-                      smoke_repo.path, env)
+    rc, out, _ = _run(
+        [str(BIN / "bentoml"), "serve", "serving.fractional_lms:Service", "--port", str(free_port())],
+        smoke_repo.path,
+        env,
+    )
     assert rc == 3 and "version 999" in out and "--version N" in out, out[-3000:]
 
 
@@ -60,8 +64,10 @@ def test_paperops_serve_checks_the_model_first(tmp_path) -> None:
 
 
 def test_paperops_serve_runs_without_an_activated_venv(smoke_repo) -> None:
-    env = _bare_env(MLFLOW_TRACKING_URI=smoke_repo.env["MLFLOW_TRACKING_URI"], **{
-        k: v for k, v in smoke_repo.env.items() if k.startswith("PAPEROPS_")})
+    env = _bare_env(
+        MLFLOW_TRACKING_URI=smoke_repo.env["MLFLOW_TRACKING_URI"],
+        **{k: v for k, v in smoke_repo.env.items() if k.startswith("PAPEROPS_")},
+    )
     from tests.http_server import served_env
 
     env.update({k: v for k, v in served_env(smoke_repo, "fractional_lms").items() if k == "PAPEROPS_MODEL_VERSION"})

@@ -18,7 +18,9 @@ EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``eps_model(x_t (B, C, H, W), t (B,) long) -> eps_hat (B, C, H, W)``."""
 
 
-def ddpm_loss(eps_model: EpsModel, x0: torch.Tensor, abar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def ddpm_loss(
+    eps_model: EpsModel, x0: torch.Tensor, abar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Eq. 14 on a batch ``x0`` ``(B, C, H, W)`` in [-1, 1]; t and eps are drawn from ``generator`` (CPU)."""
     b = x0.shape[0]
     t = torch.randint(0, abar.shape[0], (b,), generator=generator)

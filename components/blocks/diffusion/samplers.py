@@ -51,10 +51,12 @@ def ddpm_step(
     return mean + var**0.5 * noise
 
 
-def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, abar_prev: float, clip: bool = False) -> torch.Tensor:
+def ddim_step(
+    x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, abar_prev: float, clip: bool = False
+) -> torch.Tensor:
     """One deterministic DDIM step (Song et al. 2021, Eq. 12 with eta = 0):
 
-        x_t' = sqrt(abar_t') x0_hat + sqrt(1 - abar_t') eps.
+    x_t' = sqrt(abar_t') x0_hat + sqrt(1 - abar_t') eps.
     """
     x0 = predict_x0(x_t, eps, abar_t)
     if clip:

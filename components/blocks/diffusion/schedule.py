@@ -17,15 +17,24 @@ T_DEFAULT = 1000
 BETA_START, BETA_END = 1e-4, 0.02  # Ho et al. 2020, Sec. 4; the schedule of the CCDF/ILVR code
 
 
-def make_scheduler(num_train_timesteps: int = T_DEFAULT, beta_start: float = BETA_START, beta_end: float = BETA_END) -> DDPMScheduler:
+def make_scheduler(
+    num_train_timesteps: int = T_DEFAULT, beta_start: float = BETA_START, beta_end: float = BETA_END
+) -> DDPMScheduler:
     """diffusers' DDPMScheduler with the linear schedule (fixed-small posterior variance)."""
     return DDPMScheduler(
-        num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
-        beta_schedule="linear", variance_type="fixed_small", clip_sample=True, timestep_spacing="trailing",
+        num_train_timesteps=num_train_timesteps,
+        beta_start=beta_start,
+        beta_end=beta_end,
+        beta_schedule="linear",
+        variance_type="fixed_small",
+        clip_sample=True,
+        timestep_spacing="trailing",
     )
 
 
-def alphas_cumprod(num_train_timesteps: int = T_DEFAULT, beta_start: float = BETA_START, beta_end: float = BETA_END) -> torch.Tensor:
+def alphas_cumprod(
+    num_train_timesteps: int = T_DEFAULT, beta_start: float = BETA_START, beta_end: float = BETA_END
+) -> torch.Tensor:
     """``alpha_bar``: float64 ``(T,)``, decreasing from 1 - beta_start."""
     sched = make_scheduler(num_train_timesteps, beta_start, beta_end)
     return sched.alphas_cumprod.to(torch.float64)

@@ -20,9 +20,9 @@ def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
 def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of each image: ``(B, C, H, W)`` x2 in [0, 1] -> ``(B,)`` (pred clipped to [0, 1])."""
     _check(pred, target)
-    return peak_signal_noise_ratio(
-        pred.clamp(0, 1), target, data_range=1.0, dim=(1, 2, 3), reduction="none"
-    ).reshape(-1)
+    return peak_signal_noise_ratio(pred.clamp(0, 1), target, data_range=1.0, dim=(1, 2, 3), reduction="none").reshape(
+        -1
+    )
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:

@@ -48,8 +48,15 @@ class LinearProbe:
 
 
 def fit_linear_probe(
-    z: torch.Tensor, y: torch.Tensor, n_classes: int, method: Literal["lbfgs", "adam"] = "lbfgs",
-    epochs: int = 100, weight_decay: float = 1e-4, lr: float = 1e-3, batch_size: int = 256, seed: int = 0,
+    z: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    method: Literal["lbfgs", "adam"] = "lbfgs",
+    epochs: int = 100,
+    weight_decay: float = 1e-4,
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    seed: int = 0,
 ) -> LinearProbe:
     """Fit a linear classifier on frozen features.
 
@@ -97,8 +104,13 @@ def fit_linear_probe(
 
 
 def knn_predict(
-    train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor, n_classes: int, k: int = 20,
-    temperature: float = 0.07, chunk: int = 512,
+    train_z: torch.Tensor,
+    train_y: torch.Tensor,
+    test_z: torch.Tensor,
+    n_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
+    chunk: int = 512,
 ) -> torch.Tensor:
     """Labels ``(M,)`` of ``test_z`` ``(M, D)`` by a cosine-similarity weighted vote of the top-``k`` neighbours."""
     train_n = F.normalize(train_z.float(), dim=1)
@@ -114,8 +126,13 @@ def knn_predict(
 
 
 def knn_accuracy(
-    train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor, test_y: torch.Tensor, n_classes: int,
-    k: int = 20, temperature: float = 0.07,
+    train_z: torch.Tensor,
+    train_y: torch.Tensor,
+    test_z: torch.Tensor,
+    test_y: torch.Tensor,
+    n_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
 ) -> float:
     """Top-1 accuracy of ``knn_predict`` (K = 20, T = 0.07 by default)."""
     return float((knn_predict(train_z, train_y, test_z, n_classes, k, temperature) == test_y).float().mean())

@@ -62,7 +62,11 @@ class ResNet(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 3, width: int = 64, norm: Norm = "none", act: Activation = "lrelu",
+        self,
+        in_channels: int = 3,
+        width: int = 64,
+        norm: Norm = "none",
+        act: Activation = "lrelu",
         blocks: tuple[int, ...] = (2, 2, 2, 2),
     ) -> None:
         super().__init__()
@@ -74,8 +78,10 @@ class ResNet(nn.Module):
         stages, cin = [], width
         for i, n in enumerate(blocks):
             cout = width * 2**i
-            layers = [BasicBlock(cin if j == 0 else cout, cout, (1 if i == 0 else 2) if j == 0 else 1, norm, act)
-                      for j in range(n)]
+            layers = [
+                BasicBlock(cin if j == 0 else cout, cout, (1 if i == 0 else 2) if j == 0 else 1, norm, act)
+                for j in range(n)
+            ]
             stages.append(nn.Sequential(*layers))
             cin = cout
         self.stages = nn.Sequential(*stages)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 
 
-def cartesian_mask(h: int, w: int, acceleration: float, center_fraction: float, generator: torch.Generator) -> torch.Tensor:
+def cartesian_mask(
+    h: int, w: int, acceleration: float, center_fraction: float, generator: torch.Generator
+) -> torch.Tensor:
     """Random phase-encode lines (columns) plus a fully sampled centre (fastMRI's RandomMaskFunc).
 
     ``round(w * center_fraction)`` central columns are always kept; the rest are drawn uniformly
@@ -30,7 +32,9 @@ def cartesian_mask(h: int, w: int, acceleration: float, center_fraction: float, 
     return cols.expand(h, w).clone()
 
 
-def variable_density_mask(h: int, w: int, acceleration: float, center_fraction: float, generator: torch.Generator) -> torch.Tensor:
+def variable_density_mask(
+    h: int, w: int, acceleration: float, center_fraction: float, generator: torch.Generator
+) -> torch.Tensor:
     """2-D random points with density decaying from the centre, plus a fully sampled centre disc.
 
     The density is ``p(r) ~ (1 - r)^2`` in normalised radius r (Lustig et al. 2007's polynomial

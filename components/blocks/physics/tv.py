@@ -54,7 +54,12 @@ def tv_norm(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def tv_reconstruct(
-    op, y: torch.Tensor, lam: float, *, iters: int = 300, x0: torch.Tensor | None = None,
+    op,
+    y: torch.Tensor,
+    lam: float,
+    *,
+    iters: int = 300,
+    x0: torch.Tensor | None = None,
     bounds: tuple[float, float] | None = (-1.0, 1.0),
 ) -> torch.Tensor:
     """TV-regularised least squares by Chambolle-Pock (see the module docstring).
@@ -91,7 +96,12 @@ def tv_reconstruct(
 
 
 def tune_lambda(
-    op, y: torch.Tensor, truth: torch.Tensor, lams: Sequence[float], *, iters: int = 300,
+    op,
+    y: torch.Tensor,
+    truth: torch.Tensor,
+    lams: Sequence[float],
+    *,
+    iters: int = 300,
     bounds: tuple[float, float] | None = (-1.0, 1.0),
 ) -> tuple[float, dict[float, float]]:
     """The lam of ``lams`` with the lowest mean squared error to ``truth`` on validation data.
@@ -99,5 +109,8 @@ def tune_lambda(
     Returns:
         ``(best lam, {lam: mse})``.
     """
-    scores = {float(lam): float((tv_reconstruct(op, y, lam, iters=iters, bounds=bounds) - truth).pow(2).mean()) for lam in lams}
+    scores = {
+        float(lam): float((tv_reconstruct(op, y, lam, iters=iters, bounds=bounds) - truth).pow(2).mean())
+        for lam in lams
+    }
     return min(scores, key=scores.get), scores

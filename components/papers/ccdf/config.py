@@ -25,18 +25,33 @@ Init = Literal["simple", "tv", "network"]
 
 
 class DataConfig(StrictModel):
-    source: Literal["skimage", "folder"] = Field("skimage", description="photographs: skimage's bundled set or data.path")
+    source: Literal["skimage", "folder"] = Field(
+        "skimage", description="photographs: skimage's bundled set or data.path"
+    )
     path: str | None = Field(None, description="folder of PNG/JPEG images (FFHQ, AFHQ, DIV2K ...)")
-    test_photos: tuple[str, ...] = Field(("astronaut", "coffee", "camera", "gravel"), min_length=1,
-                                         description="held-out photographs (never trained on): portrait, objects, scene, texture")
-    val_photos: tuple[str, ...] = Field(("chelsea",), min_length=1, description="validation photographs (TV lambda, CCDF init and t0)")
-    mri_source: Literal["nifti", "phantom", "npy"] = Field("nifti", description="a real NIfTI volume (default: nibabel's bundled EPI brain), phantoms, or .npy slices")
-    mri_path: str | None = Field(None, description="NIfTI file (nifti; default nibabel's example4d.nii.gz) or folder of .npy slices (npy)")
+    test_photos: tuple[str, ...] = Field(
+        ("astronaut", "coffee", "camera", "gravel"),
+        min_length=1,
+        description="held-out photographs (never trained on): portrait, objects, scene, texture",
+    )
+    val_photos: tuple[str, ...] = Field(
+        ("chelsea",), min_length=1, description="validation photographs (TV lambda, CCDF init and t0)"
+    )
+    mri_source: Literal["nifti", "phantom", "npy"] = Field(
+        "nifti", description="a real NIfTI volume (default: nibabel's bundled EPI brain), phantoms, or .npy slices"
+    )
+    mri_path: str | None = Field(
+        None, description="NIfTI file (nifti; default nibabel's example4d.nii.gz) or folder of .npy slices (npy)"
+    )
     mri_train_slices: tuple[int, int] = Field((0, 12), description="inclusive axial slice range the prior trains on")
     mri_val_slices: tuple[int, int] = Field((15, 16), description="validation slices (TV lambda, CCDF init and t0)")
-    mri_test_slices: tuple[int, int] = Field((18, 23), description="held-out test slices, >= 13 mm from any training slice")
+    mri_test_slices: tuple[int, int] = Field(
+        (18, 23), description="held-out test slices, >= 13 mm from any training slice"
+    )
     size: int = Field(256, ge=16, le=1024, description="evaluation image side (paper: 256)")
-    train_size: int = Field(256, ge=8, le=1024, description="training patch side (the conv net applies to larger images)")
+    train_size: int = Field(
+        256, ge=8, le=1024, description="training patch side (the conv net applies to larger images)"
+    )
     eval_images: int = Field(3, ge=1, le=1000, description="held-out .npy files (mri_source npy)")
     patches_per_image: int = Field(512, ge=1, le=100_000, description="patches per training image (and per scale)")
     train_phantoms: int = Field(0, ge=0, le=1_000_000, description="MR phantoms added to the training set")
@@ -59,15 +74,21 @@ class TaskConfig(StrictModel):
     acceleration: float = Field(4.0, ge=1, le=16, description="CS-MRI acceleration x4 (paper Sec. 4.3)")
     center_fraction: float = Field(0.08, gt=0, lt=1, description="fully sampled k-space centre (fastMRI x4: 0.08)")
     mri_mask: Literal["cartesian", "variable_density"] = Field("cartesian")
-    tv_lambda: float = Field(0.01, gt=0, description="TV weight of the served `tv` init (evaluation tunes its own on validation)")
+    tv_lambda: float = Field(
+        0.01, gt=0, description="TV weight of the served `tv` init (evaluation tunes its own on validation)"
+    )
     tv_iters: int = Field(300, ge=1, le=10_000, description="Chambolle-Pock iterations of the served `tv` init")
 
 
 class ModelConfig(StrictModel):
     """The eps-network (diffusers UNet2DModel) and the feed-forward initialiser (N2N U-Net)."""
 
-    block_out_channels: tuple[int, ...] = Field((128, 256, 256, 256), min_length=1, max_length=6,
-                                                description="UNet2DModel widths (DDPM 256x256: 128, 256, 256, 256 ...)")
+    block_out_channels: tuple[int, ...] = Field(
+        (128, 256, 256, 256),
+        min_length=1,
+        max_length=6,
+        description="UNet2DModel widths (DDPM 256x256: 128, 256, 256, 256 ...)",
+    )
     layers_per_block: int = Field(2, ge=1, le=4, description="DDPM: 2 residual blocks per level")
     attention: bool = Field(True, description="self-attention at the lowest level (DDPM: at 16x16)")
     norm_num_groups: int = Field(32, ge=1, le=64)
@@ -93,7 +114,9 @@ class SamplingConfig(StrictModel):
     num_train_timesteps: int = Field(1000, ge=10, le=4000, description="T (Ho et al. 2020)")
     beta_start: float = Field(1e-4, gt=0, lt=1)
     beta_end: float = Field(0.02, gt=0, lt=1)
-    steps: int = Field(100, ge=1, le=1000, description="N: discretisation of the reverse SDE (paper: t0 0.2 -> N' = 20)")
+    steps: int = Field(
+        100, ge=1, le=1000, description="N: discretisation of the reverse SDE (paper: t0 0.2 -> N' = 20)"
+    )
     t0: float = Field(0.2, gt=0, le=1, description="the paper's t0 (Sec. 4: 0.2)")
     full_steps: int = Field(1000, ge=1, le=4000, description="the from-noise reference: N = 1000")
 
@@ -103,19 +126,37 @@ class EvalConfig(StrictModel):
     never on the test images; so is the TV weight of the classical baseline."""
 
     tasks: tuple[Task, ...] = Field(("sr", "inpaint", "mri"), min_length=1)
-    mri_accelerations: tuple[float, ...] = Field((4.0, 8.0), min_length=1, description="CS-MRI at these accelerations (tasks mri_x4, mri_x8)")
-    t0s: tuple[float, ...] = Field((0.05, 0.1, 0.2), min_length=1, description="t0 candidates (validation) and the PSNR-vs-t0 table")
-    inits: tuple[Init, ...] = Field(("simple", "tv", "network"), min_length=1, description="x0_hat candidates (validation)")
-    full_tasks: tuple[Task, ...] = Field(("sr", "inpaint", "mri"), description="tasks with the 1000-step-from-noise reference (its cost)")
+    mri_accelerations: tuple[float, ...] = Field(
+        (4.0, 8.0), min_length=1, description="CS-MRI at these accelerations (tasks mri_x4, mri_x8)"
+    )
+    t0s: tuple[float, ...] = Field(
+        (0.05, 0.1, 0.2), min_length=1, description="t0 candidates (validation) and the PSNR-vs-t0 table"
+    )
+    inits: tuple[Init, ...] = Field(
+        ("simple", "tv", "network"), min_length=1, description="x0_hat candidates (validation)"
+    )
+    full_tasks: tuple[Task, ...] = Field(
+        ("sr", "inpaint", "mri"), description="tasks with the 1000-step-from-noise reference (its cost)"
+    )
     full_count: int = Field(16, ge=2, le=10_000, description="test images of the 1000-step reference")
-    tv_lambdas: tuple[float, ...] = Field((0.003, 0.01, 0.03, 0.1), min_length=1, description="TV weights tried on validation")
+    tv_lambdas: tuple[float, ...] = Field(
+        (0.003, 0.01, 0.03, 0.1), min_length=1, description="TV weights tried on validation"
+    )
     tv_iters: int = Field(300, ge=1, le=100_000, description="Chambolle-Pock iterations of TV-CS")
-    noninferiority_db: float = Field(0.5, ge=0, description="'matches': CCDF - 1000 steps > -this, at z standard errors")
+    noninferiority_db: float = Field(
+        0.5, ge=0, description="'matches': CCDF - 1000 steps > -this, at z standard errors"
+    )
     z: float = Field(2.0, gt=0, description="standard errors a gated difference must clear")
-    gate_full: tuple[str, ...] = Field(("sr", "inpaint", "mri_x4", "mri_x8"), description="tasks where 'matches 1000 steps from noise' is gated")
-    gate_psnr_over: tuple[str, ...] = Field(("sr:bicubic", "inpaint:tv", "mri_x4:tv", "mri_x8:tv"),
-                                            description="'task:baseline' pairs where CCDF must beat the classical baseline in PSNR")
-    gate_swd_under: tuple[str, ...] = Field((), description="'task:baseline' pairs where CCDF's patch SWD must be below the baseline's")
+    gate_full: tuple[str, ...] = Field(
+        ("sr", "inpaint", "mri_x4", "mri_x8"), description="tasks where 'matches 1000 steps from noise' is gated"
+    )
+    gate_psnr_over: tuple[str, ...] = Field(
+        ("sr:bicubic", "inpaint:tv", "mri_x4:tv", "mri_x8:tv"),
+        description="'task:baseline' pairs where CCDF must beat the classical baseline in PSNR",
+    )
+    gate_swd_under: tuple[str, ...] = Field(
+        (), description="'task:baseline' pairs where CCDF's patch SWD must be below the baseline's"
+    )
     max_gate_steps: int = Field(20, ge=1, description="gate: N' of CCDF at most this (paper: 20)")
 
 
@@ -132,7 +173,9 @@ class CCDFConfig(PaperConfig):
         mult = 2 ** (len(self.model.block_out_channels) - 1)
         for side in (self.data.size, self.data.train_size):
             if side % mult or side % self.task.sr_factor or side % 2**self.model.init_depth:
-                raise ValueError(f"data.size and data.train_size ({side}) must be multiples of {mult}, of task.sr_factor and of 2**init_depth")
+                raise ValueError(
+                    f"data.size and data.train_size ({side}) must be multiples of {mult}, of task.sr_factor and of 2**init_depth"
+                )
         if self.data.train_size > self.data.size:
             raise ValueError("data.train_size must not exceed data.size")
         return self

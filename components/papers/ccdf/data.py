@@ -104,7 +104,9 @@ def load_npy_slices(path: str | Path, size: int) -> list[tuple[str, np.ndarray]]
 
 def _patches(images: list[np.ndarray], size: int, count: int, gen: torch.Generator) -> np.ndarray:
     """``count`` random ``size`` patches of each image, randomly flipped: ``(len * count, size, size)``."""
-    out = np.concatenate([random_patches(im[..., None], size, count, gen)[..., 0] for im in images if min(im.shape) >= size])
+    out = np.concatenate(
+        [random_patches(im[..., None], size, count, gen)[..., 0] for im in images if min(im.shape) >= size]
+    )
     flip = torch.rand(len(out), 2, generator=gen) < 0.5
     out[flip[:, 0].numpy()] = out[flip[:, 0].numpy()][:, :, ::-1]
     out[flip[:, 1].numpy()] = out[flip[:, 1].numpy()][:, ::-1, :]
@@ -135,7 +137,11 @@ def _natural(cfg: CCDFConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]
 def _mri(cfg: CCDFConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     d = cfg.data
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    ph = phantoms(d.train_phantoms, d.train_size, cfg.seed) if d.train_phantoms else np.zeros((0, d.train_size, d.train_size), np.float32)
+    ph = (
+        phantoms(d.train_phantoms, d.train_size, cfg.seed)
+        if d.train_phantoms
+        else np.zeros((0, d.train_size, d.train_size), np.float32)
+    )
     if d.mri_source == "phantom":
         val = phantoms(max(1, d.eval_count // 4), d.size, cfg.seed + EVAL_SEED_OFFSET + 1)
         return ph, val, phantoms(d.eval_count, d.size, cfg.seed + EVAL_SEED_OFFSET), {"mri": "phantoms"}
@@ -144,16 +150,23 @@ def _mri(cfg: CCDFConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         rest, eval_files = split_by_image(sorted(slices), max(1, min(d.eval_images, len(slices) - 2)), cfg.seed)
         train_files, val_files = split_by_image(rest, 1, cfg.seed + 1)
         train = _patches([s for f in train_files for s in slices[f]], d.train_size, d.patches_per_image, gen)
-        return (np.concatenate([train, ph]), np.concatenate([slices[f] for f in val_files]),
-                np.concatenate([slices[f] for f in eval_files])[: d.eval_count],
-                {"mri_train_files": train_files, "mri_val_files": val_files, "mri_eval_files": eval_files})
+        return (
+            np.concatenate([train, ph]),
+            np.concatenate([slices[f] for f in val_files]),
+            np.concatenate([slices[f] for f in eval_files])[: d.eval_count],
+            {"mri_train_files": train_files, "mri_val_files": val_files, "mri_eval_files": eval_files},
+        )
     path = Path(d.mri_path) if d.mri_path else bundled_volume_path()
     vol = load_nifti_slices(path, d.size, time_points=2)  # (T, Z, S, S)
     split = split_slices(vol.shape[1], d.mri_train_slices, d.mri_val_slices, d.mri_test_slices)
     train_slices = [vol[t, z] for t in range(vol.shape[0]) for z in split["train"]]
     train = _patches(train_slices, d.train_size, d.patches_per_image, gen)
-    return (np.concatenate([train, ph]), vol[0, split["val"]], vol[0, split["test"]],
-            {"mri_volume": path.name, "mri_slices": split, "mri_time_points_in_train": int(vol.shape[0])})
+    return (
+        np.concatenate([train, ph]),
+        vol[0, split["val"]],
+        vol[0, split["test"]],
+        {"mri_volume": path.name, "mri_slices": split, "mri_time_points_in_train": int(vol.shape[0])},
+    )
 
 
 def prepare(cfg: CCDFConfig, ctx: RunContext) -> None:
@@ -162,13 +175,25 @@ def prepare(cfg: CCDFConfig, ctx: RunContext) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tn, vn, en, man_n = _natural(cfg)
     tm, vm, em, man_m = _mri(cfg)
-    arrays = {"train_natural": tn, "val_natural": vn, "eval_natural": en[: cfg.data.eval_count],
-              "train_mri": tm, "val_mri": vm, "eval_mri": em[: cfg.data.eval_count]}
+    arrays = {
+        "train_natural": tn,
+        "val_natural": vn,
+        "eval_natural": en[: cfg.data.eval_count],
+        "train_mri": tm,
+        "val_mri": vm,
+        "eval_mri": em[: cfg.data.eval_count],
+    }
     for name, arr in arrays.items():
         np.save(out / f"{name}.npy", arr.astype(np.float32))
     manifest = {**man_n, **man_m, "shapes": {k: list(v.shape) for k, v in arrays.items()}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    ctx.log.info("prepared %d natural + %d MR training patches; eval %d + %d", len(tn), len(tm), len(arrays["eval_natural"]), len(arrays["eval_mri"]))
+    ctx.log.info(
+        "prepared %d natural + %d MR training patches; eval %d + %d",
+        len(tn),
+        len(tm),
+        len(arrays["eval_natural"]),
+        len(arrays["eval_mri"]),
+    )
 
 
 def load_split(data_dir: Path, split: str, kind: str) -> torch.Tensor:

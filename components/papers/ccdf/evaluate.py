@@ -45,7 +45,10 @@ def task_list(cfg: CCDFConfig) -> list[tuple[str, str, TaskConfig]]:
     out = []
     for t in cfg.eval.tasks:
         if t == "mri":
-            out += [(f"mri_x{a:g}", "mri", cfg.task.model_copy(update={"acceleration": a})) for a in cfg.eval.mri_accelerations]
+            out += [
+                (f"mri_x{a:g}", "mri", cfg.task.model_copy(update={"acceleration": a}))
+                for a in cfg.eval.mri_accelerations
+            ]
         else:
             out.append((t, t, cfg.task))
     return out
@@ -62,7 +65,10 @@ def _inits(model: CCDFModel, base: str, op, y: torch.Tensor, lam: float, cfg: CC
 def _per_image(out: torch.Tensor, x: torch.Tensor, base: str, op) -> dict[str, torch.Tensor]:
     """Per-image metrics on [0, 1]: PSNR, SWD and (SR) the null-space error."""
     pred, truth = ((out.float().cpu() + 1) / 2).clamp(0, 1), (x.float().cpu() + 1) / 2
-    m = {"psnr": psnr_per_image(pred, truth), "swd": torch.tensor([sliced_wasserstein(p[None], t[None]) for p, t in zip(pred, truth, strict=True)])}
+    m = {
+        "psnr": psnr_per_image(pred, truth),
+        "swd": torch.tensor([sliced_wasserstein(p[None], t[None]) for p, t in zip(pred, truth, strict=True)]),
+    }
     if base == "sr":
         e = pred - truth
         null = e - op.dc_pinv(op.A(e))  # (I - A^+ A) e: the part of the error no measurement sees
@@ -71,8 +77,9 @@ def _per_image(out: torch.Tensor, x: torch.Tensor, base: str, op) -> dict[str, t
     return m
 
 
-def select_on_validation(model: CCDFModel, base: str, tcfg: TaskConfig, xv: torch.Tensor, cfg: CCDFConfig,
-                         seed: int) -> dict:
+def select_on_validation(
+    model: CCDFModel, base: str, tcfg: TaskConfig, xv: torch.Tensor, cfg: CCDFConfig, seed: int
+) -> dict:
     """TV weight, then CCDF's (init, t0), chosen by PSNR on validation images ``xv`` only."""
     gen = torch.Generator().manual_seed(seed)
     op, y = simulate(base, xv, tcfg, gen)
@@ -85,16 +92,36 @@ def select_on_validation(model: CCDFModel, base: str, tcfg: TaskConfig, xv: torc
         for t0 in cfg.eval.t0s:
             if n_prime(t0, s.steps) > cfg.eval.max_gate_steps:
                 continue
-            out, _ = ccdf(model.eps, x0_hat, op, y, model.abar, steps=s.steps, t0=t0, generator=torch.Generator().manual_seed(seed + 1))
+            out, _ = ccdf(
+                model.eps,
+                x0_hat,
+                op,
+                y,
+                model.abar,
+                steps=s.steps,
+                t0=t0,
+                generator=torch.Generator().manual_seed(seed + 1),
+            )
             scores[(init, t0)] = float(psnr_per_image(((out.float() + 1) / 2).clamp(0, 1), (xv + 1) / 2).mean())
     if not scores:
-        raise ValueError(f"no (init, t0) candidate for {base}: eval.inits {cfg.eval.inits}, t0s {cfg.eval.t0s}, max N' {cfg.eval.max_gate_steps}")
+        raise ValueError(
+            f"no (init, t0) candidate for {base}: eval.inits {cfg.eval.inits}, t0s {cfg.eval.t0s}, max N' {cfg.eval.max_gate_steps}"
+        )
     init, t0 = max(scores, key=scores.get)
     return {"tv_lambda": lam, "tv_scores": tv_scores, "init": init, "t0": t0, "scores": scores}
 
 
-def run_task(model: CCDFModel, label: str, base: str, tcfg: TaskConfig, x: torch.Tensor, sel: dict, cfg: CCDFConfig,
-             ctx: RunContext, seed: int) -> tuple[list[dict], dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+def run_task(
+    model: CCDFModel,
+    label: str,
+    base: str,
+    tcfg: TaskConfig,
+    x: torch.Tensor,
+    sel: dict,
+    cfg: CCDFConfig,
+    ctx: RunContext,
+    seed: int,
+) -> tuple[list[dict], dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
     """Every method on test images ``x`` ``(n, 1, S, S)``; rows, per-image metrics, examples."""
     gen = torch.Generator().manual_seed(seed)
     op, y = simulate(base, x, tcfg, gen)
@@ -109,7 +136,12 @@ def run_task(model: CCDFModel, label: str, base: str, tcfg: TaskConfig, x: torch
     for t0 in ctx.progress(sorted(set(cfg.eval.t0s) | {sel["t0"]}), desc=f"{label} ccdf"):
         start = time.perf_counter()
         out, nfe = ccdf(model.eps, inits[sel["init"]], op, y, model.abar, steps=s.steps, t0=t0, generator=gen)
-        results[chosen if t0 == sel["t0"] else f"ccdf ({sel['init']}, t0={t0:g})"] = (out, nfe, time.perf_counter() - start, len(x))
+        results[chosen if t0 == sel["t0"] else f"ccdf ({sel['init']}, t0={t0:g})"] = (
+            out,
+            nfe,
+            time.perf_counter() - start,
+            len(x),
+        )
     npr = n_prime(sel["t0"], s.steps)
     start = time.perf_counter()
     out, nfe = from_noise(model.eps, tuple(x.shape), op, y, model.abar, steps=npr, generator=gen, device=ctx.device)
@@ -118,7 +150,16 @@ def run_task(model: CCDFModel, label: str, base: str, tcfg: TaskConfig, x: torch
         n = min(cfg.eval.full_count, len(x))
         sub_op = op if base == "sr" else type(op)(op.mask[:n])
         start = time.perf_counter()
-        out, nfe = from_noise(model.eps, (n, *x.shape[1:]), sub_op, y[:n], model.abar, steps=s.full_steps, generator=gen, device=ctx.device)
+        out, nfe = from_noise(
+            model.eps,
+            (n, *x.shape[1:]),
+            sub_op,
+            y[:n],
+            model.abar,
+            steps=s.full_steps,
+            generator=gen,
+            device=ctx.device,
+        )
         results[f"noise N={s.full_steps}"] = (out, nfe, time.perf_counter() - start, n)
     per = {k: _per_image(o, x[: len(o)], base, op) for k, (o, _, _, _) in results.items()}
     rows = []
@@ -127,15 +168,27 @@ def run_task(model: CCDFModel, label: str, base: str, tcfg: TaskConfig, x: torch
         m = per[k]
         d = ref[:n] - m["psnr"]
         dw = per[chosen]["swd"][:n] - m["swd"]
-        row = {"task": label, "method": k, "nfe": nfe, "images": n, "psnr": float(m["psnr"].mean()), "ssim": float(m["_ssim"]),
-               "swd": float(m["swd"].mean()), "ccdf_minus": float(d.mean()),
-               "ccdf_minus_se": float(d.std() / math.sqrt(n)) if n > 1 else math.nan,
-               "ccdf_minus_swd": float(dw.mean()), "ccdf_minus_swd_se": float(dw.std() / math.sqrt(n)) if n > 1 else math.nan,
-               "wall_s": wall / max(n, 1)}
+        row = {
+            "task": label,
+            "method": k,
+            "nfe": nfe,
+            "images": n,
+            "psnr": float(m["psnr"].mean()),
+            "ssim": float(m["_ssim"]),
+            "swd": float(m["swd"].mean()),
+            "ccdf_minus": float(d.mean()),
+            "ccdf_minus_se": float(d.std() / math.sqrt(n)) if n > 1 else math.nan,
+            "ccdf_minus_swd": float(dw.mean()),
+            "ccdf_minus_swd_se": float(dw.std() / math.sqrt(n)) if n > 1 else math.nan,
+            "wall_s": wall / max(n, 1),
+        }
         if "null_err" in m:
             row["null_err"] = float(m["null_err"].mean())
         rows.append(row)
-    examples = {"truth": x[:1], **{k: o[:1] for k, (o, _, _, _) in results.items() if not k.startswith("ccdf") or k == chosen}}
+    examples = {
+        "truth": x[:1],
+        **{k: o[:1] for k, (o, _, _, _) in results.items() if not k.startswith("ccdf") or k == chosen},
+    }
     return rows, per, examples
 
 
@@ -152,10 +205,18 @@ def evaluate(cfg: CCDFConfig, ctx: RunContext) -> dict[str, float]:
         xv = load_split(ctx.data_dir, "val", task_kind(base))
         with amp, torch.no_grad():
             sel = select_on_validation(model, base, tcfg, xv.to(ctx.device), cfg, cfg.seed * 100 + 50 + i)
-            task_rows, per_all[label], examples[label] = run_task(model, label, base, tcfg, x, sel, cfg, ctx, cfg.seed * 100 + i)
+            task_rows, per_all[label], examples[label] = run_task(
+                model, label, base, tcfg, x, sel, cfg, ctx, cfg.seed * 100 + i
+            )
         selections[label] = sel
         rows += task_rows
-        ctx.log.info("evaluated %s (validation chose init %s, t0 %g; TV lambda %g)", label, sel["init"], sel["t0"], sel["tv_lambda"])
+        ctx.log.info(
+            "evaluated %s (validation chose init %s, t0 %g; TV lambda %g)",
+            label,
+            sel["init"],
+            sel["t0"],
+            sel["tv_lambda"],
+        )
     df = pd.DataFrame(rows)
     metrics = _metrics(df, selections, cfg)
     write_reports(ctx, df, examples, metrics, selections, cfg)
@@ -167,11 +228,24 @@ def _key(method: str) -> str:
 
 
 def _metrics(df: pd.DataFrame, selections: dict[str, dict], cfg: CCDFConfig) -> dict[str, float]:
-    out: dict[str, float] = {"gate/max_steps": float(cfg.eval.max_gate_steps), "gate/z": cfg.eval.z,
-                             "gate/noninferiority_db": cfg.eval.noninferiority_db}
+    out: dict[str, float] = {
+        "gate/max_steps": float(cfg.eval.max_gate_steps),
+        "gate/z": cfg.eval.z,
+        "gate/noninferiority_db": cfg.eval.noninferiority_db,
+    }
     s = cfg.sampling
     for r in df.to_dict("records"):
-        for key in ("psnr", "ssim", "swd", "null_err", "nfe", "ccdf_minus", "ccdf_minus_se", "ccdf_minus_swd", "ccdf_minus_swd_se"):
+        for key in (
+            "psnr",
+            "ssim",
+            "swd",
+            "null_err",
+            "nfe",
+            "ccdf_minus",
+            "ccdf_minus_se",
+            "ccdf_minus_swd",
+            "ccdf_minus_swd_se",
+        ):
             if key in r and r[key] == r[key]:
                 out[f"{r['task']}/{_key(r['method'])}/{key}"] = float(r[key])
     for label, sel in selections.items():
@@ -212,7 +286,11 @@ def gate(metrics: dict[str, float]) -> Gate:
       The README says which parts of the claim do not hold at this scale (left ungated).
     """
     reasons = []
-    cap, z, margin = metrics.get("gate/max_steps", 20.0), metrics.get("gate/z", 2.0), metrics.get("gate/noninferiority_db", 0.5)
+    cap, z, margin = (
+        metrics.get("gate/max_steps", 20.0),
+        metrics.get("gate/z", 2.0),
+        metrics.get("gate/noninferiority_db", 0.5),
+    )
     tasks = sorted({k.split("/")[0] for k in metrics if k.endswith("/gate/ccdf_psnr")})
     if not tasks:
         reasons.append("no task was evaluated")
@@ -230,7 +308,9 @@ def gate(metrics: dict[str, float]) -> Gate:
         if metrics.get(f"{t}/gate/full_gated", 0.0) > 0:
             d, se = diff("full")
             if not d - z * se > -margin:
-                reasons.append(f"{t}: CCDF - 1000 steps from noise = {d:+.2f} +- {se:.2f} dB, not above -{margin:g} dB at {z:g} se")
+                reasons.append(
+                    f"{t}: CCDF - 1000 steps from noise = {d:+.2f} +- {se:.2f} dB, not above -{margin:g} dB at {z:g} se"
+                )
         for c in ("bicubic", "zero-filled", "tv"):
             if metrics.get(f"{t}/gate/psnr_gated_classical_{c}", 0.0) > 0:
                 d, se = diff(f"classical_{c}")

@@ -40,7 +40,9 @@ class CCDFModel:
     @property
     def multiple(self) -> int:
         """Image sides must be multiples of this (both networks' poolings)."""
-        return max(2 ** (len(self.config["unet"]["block_out_channels"]) - 1), 2 ** int(self.config["init"]["init_depth"]))
+        return max(
+            2 ** (len(self.config["unet"]["block_out_channels"]) - 1), 2 ** int(self.config["init"]["init_depth"])
+        )
 
     def initialise(self, task: str, x_simple: torch.Tensor) -> torch.Tensor:
         """The network x0_hat = x_simple + f(x_simple) (residual), clamped to [-1, 1]."""

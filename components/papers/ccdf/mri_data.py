@@ -68,7 +68,9 @@ def load_nifti_slices(path: str | Path, size: int, *, time_points: int = 1, perc
     return np.clip(out / max(scale, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
-def split_slices(n_slices: int, train: tuple[int, int], val: tuple[int, int], test: tuple[int, int]) -> dict[str, list[int]]:
+def split_slices(
+    n_slices: int, train: tuple[int, int], val: tuple[int, int], test: tuple[int, int]
+) -> dict[str, list[int]]:
     """Slice indices of the three ranges (inclusive ``(first, last)``), checked disjoint and in range."""
     out = {}
     for name, (a, b) in (("train", train), ("val", val), ("test", test)):

@@ -65,8 +65,10 @@ def check_work(pixels: int, channels: int, steps: int, t0: float) -> None:
     """Refuse (ValueError) a request over ``MAX_WORK`` pixel-network-evaluations."""
     work = pixels * channels * n_prime(t0, steps)
     if work > MAX_WORK:
-        raise ValueError(f"this request needs {pixels} pixels x {channels} channel(s) x {n_prime(t0, steps)} network "
-                         f"evaluations = {work}; at most {MAX_WORK} are allowed (fewer steps, a smaller t0 or a smaller image)")
+        raise ValueError(
+            f"this request needs {pixels} pixels x {channels} channel(s) x {n_prime(t0, steps)} network "
+            f"evaluations = {work}; at most {MAX_WORK} are allowed (fewer steps, a smaller t0 or a smaller image)"
+        )
 
 
 def _channels(image: np.ndarray, name: str = "image") -> torch.Tensor:
@@ -95,8 +97,17 @@ def _pad_to(n: int, scale: int, multiple: int) -> int:
     return n
 
 
-def _run(model: CCDFModel, task: str, op, y: torch.Tensor, simple: torch.Tensor, steps: int, t0: float, init: str,
-         should_stop: StopCheck = None) -> tuple[torch.Tensor, int]:
+def _run(
+    model: CCDFModel,
+    task: str,
+    op,
+    y: torch.Tensor,
+    simple: torch.Tensor,
+    steps: int,
+    t0: float,
+    init: str,
+    should_stop: StopCheck = None,
+) -> tuple[torch.Tensor, int]:
     if init == "network":
         x0_hat = model.initialise(task, simple)
     elif init == "tv":
@@ -104,12 +115,28 @@ def _run(model: CCDFModel, task: str, op, y: torch.Tensor, simple: torch.Tensor,
         x0_hat = tv_init(op, y, tcfg.tv_lambda, tcfg.tv_iters)
     else:
         x0_hat = simple
-    return ccdf(model.eps, x0_hat, op, y, model.abar, steps=steps, t0=t0, generator=torch.Generator().manual_seed(0),
-                should_stop=should_stop)
+    return ccdf(
+        model.eps,
+        x0_hat,
+        op,
+        y,
+        model.abar,
+        steps=steps,
+        t0=t0,
+        generator=torch.Generator().manual_seed(0),
+        should_stop=should_stop,
+    )
 
 
-def super_resolve(model: CCDFModel, image: np.ndarray, scale: int | None = None, steps: int | None = None,
-                  t0: float | None = None, init: str = "network", should_stop: StopCheck = None) -> dict[str, Any]:
+def super_resolve(
+    model: CCDFModel,
+    image: np.ndarray,
+    scale: int | None = None,
+    steps: int | None = None,
+    t0: float | None = None,
+    init: str = "network",
+    should_stop: StopCheck = None,
+) -> dict[str, Any]:
     """x``scale`` SR of a low-resolution image (average-pooling degradation). Returns
     ``{"image": (s H, s W[, 3]), "nfe": int}``."""
     trained = int(model.config["task"]["sr_factor"])
@@ -131,8 +158,15 @@ def super_resolve(model: CCDFModel, image: np.ndarray, scale: int | None = None,
     return {"image": _unchannels(out[..., : h * scale, : w * scale], image), "nfe": nfe}
 
 
-def inpaint(model: CCDFModel, image: np.ndarray, mask: np.ndarray, steps: int | None = None,
-            t0: float | None = None, init: str = "network", should_stop: StopCheck = None) -> dict[str, Any]:
+def inpaint(
+    model: CCDFModel,
+    image: np.ndarray,
+    mask: np.ndarray,
+    steps: int | None = None,
+    t0: float | None = None,
+    init: str = "network",
+    should_stop: StopCheck = None,
+) -> dict[str, Any]:
     """Fill the pixels where ``mask`` is 0 (``mask``: ``(H, W)``, 1 = known). Returns ``{"image", "nfe"}``."""
     steps, t0 = _settings(model, steps, t0, init)
     x = _channels(image)
@@ -140,7 +174,9 @@ def inpaint(model: CCDFModel, image: np.ndarray, mask: np.ndarray, steps: int | 
     if m.ndim == 3:
         m = m.mean(axis=2)
     if m.shape != x.shape[-2:]:
-        raise ValueError(f"mask is {m.shape[1] if m.ndim > 1 else '?'}x{m.shape[0]} but the image is {x.shape[-1]}x{x.shape[-2]}")
+        raise ValueError(
+            f"mask is {m.shape[1] if m.ndim > 1 else '?'}x{m.shape[0]} but the image is {x.shape[-1]}x{x.shape[-2]}"
+        )
     if not np.isfinite(m.astype(np.float32)).all():
         raise ValueError("mask holds non-finite values")
     h, w = x.shape[-2:]
@@ -156,7 +192,9 @@ def inpaint(model: CCDFModel, image: np.ndarray, mask: np.ndarray, steps: int | 
     return {"image": _unchannels(out[..., :h, :w], image), "nfe": nfe}
 
 
-def simulate_kspace(model: CCDFModel, image: np.ndarray, acceleration: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def simulate_kspace(
+    model: CCDFModel, image: np.ndarray, acceleration: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Single-coil k-space of a grey image and a random mask of the model's kind: ``(complex64 (H, W), float32 (H, W))``."""
     if not (math.isfinite(acceleration) and 1 <= acceleration <= 16):
         raise ValueError(f"acceleration must be in [1, 16], got {acceleration}")
@@ -168,8 +206,15 @@ def simulate_kspace(model: CCDFModel, image: np.ndarray, acceleration: float, se
     return (mask * k).numpy(), mask.numpy()
 
 
-def mri_reconstruct(model: CCDFModel, kspace: np.ndarray, mask: np.ndarray, steps: int | None = None,
-                    t0: float | None = None, init: str = "network", should_stop: StopCheck = None) -> dict[str, Any]:
+def mri_reconstruct(
+    model: CCDFModel,
+    kspace: np.ndarray,
+    mask: np.ndarray,
+    steps: int | None = None,
+    t0: float | None = None,
+    init: str = "network",
+    should_stop: StopCheck = None,
+) -> dict[str, Any]:
     """CS-MRI from undersampled k-space. ``kspace``: complex ``(H, W)`` or real ``(H, W, 2)`` (re, im);
     ``mask``: ``(H, W)`` or ``(W,)`` (phase-encode lines) of 0/1.
 
@@ -191,7 +236,9 @@ def mri_reconstruct(model: CCDFModel, kspace: np.ndarray, mask: np.ndarray, step
     if m.shape != (h, w):
         raise ValueError(f"mask shape {np.shape(mask)} does not match the k-space shape {(h, w)}")
     if max(h, w) > MAX_SIDE or min(h, w) < model.multiple or h % model.multiple or w % model.multiple:
-        raise ValueError(f"k-space sides must be multiples of {model.multiple} in [{model.multiple}, {MAX_SIDE}], got {h}x{w}")
+        raise ValueError(
+            f"k-space sides must be multiples of {model.multiple} in [{model.multiple}, {MAX_SIDE}], got {h}x{w}"
+        )
     if not (np.isfinite(k).all() and np.isfinite(m.astype(np.float32)).all()):
         raise ValueError("kspace or mask holds non-finite values")
     if not np.isin(m, (0, 1)).all() or not m.any():

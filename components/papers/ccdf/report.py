@@ -21,14 +21,31 @@ smaller t0. The paper's absolute numbers (256x256 faces / knees, ADM / NCSN++ ne
 days) are not comparable to 64x64 grey images and a 0.27M-parameter network trained for two
 minutes on a CPU; the check here is the relations, paired over images with standard errors."""
 
-COLUMNS = ["method", "nfe", "images", "psnr", "ssim", "swd", "null_err", "ccdf_minus", "ccdf_minus_se", "ccdf_minus_swd",
-           "ccdf_minus_swd_se", "wall_s"]
+COLUMNS = [
+    "method",
+    "nfe",
+    "images",
+    "psnr",
+    "ssim",
+    "swd",
+    "null_err",
+    "ccdf_minus",
+    "ccdf_minus_se",
+    "ccdf_minus_swd",
+    "ccdf_minus_swd_se",
+    "wall_s",
+]
 
 
 def _gate_lines(metrics: dict[str, float], tasks: list[str]) -> list[str]:
     z = metrics.get("gate/z", 2.0)
-    lines = [("| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise (dB) | - 1000 from noise (dB) | "
-              "- classical, PSNR dB | - classical, patch SWD |"), "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise (dB) | - 1000 from noise (dB) | "
+            "- classical, PSNR dB | - classical, patch SWD |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def fmt(t: str, name: str, kind: str = "d", gated: str | None = None) -> str:
         d, se = metrics.get(f"{t}/gate/{kind}_{name}", math.nan), metrics.get(f"{t}/gate/{kind}_{name}_se", math.nan)
@@ -39,17 +56,31 @@ def _gate_lines(metrics: dict[str, float], tasks: list[str]) -> list[str]:
 
     for t in tasks:
         init = next((k.rsplit("init_", 1)[1] for k in metrics if k.startswith(f"{t}/select/init_")), "?")
-        classical = [k.split("/gate/d_")[1] for k in metrics if k.startswith(f"{t}/gate/d_classical_") and not k.endswith("_se")]
-        cp = "; ".join(f"{c.removeprefix('classical_')}: {fmt(t, c, 'd', f'{t}/gate/psnr_gated_{c}')}" for c in classical)
-        cs = "; ".join(f"{c.removeprefix('classical_')}: {fmt(t, c, 'dswd', f'{t}/gate/swd_gated_{c}')}" for c in classical)
-        lines.append(f"| {t} | {init}, {metrics.get(f'{t}/select/t0', math.nan):g}, {metrics.get(f'{t}/select/n_prime', math.nan):g} | "
-                     f"{metrics.get(f'{t}/gate/ccdf_psnr', math.nan):.2f} | {fmt(t, 'noise')} **gated** | "
-                     f"{fmt(t, 'full', 'd', f'{t}/gate/full_gated')} | {cp} | {cs} |")
+        classical = [
+            k.split("/gate/d_")[1] for k in metrics if k.startswith(f"{t}/gate/d_classical_") and not k.endswith("_se")
+        ]
+        cp = "; ".join(
+            f"{c.removeprefix('classical_')}: {fmt(t, c, 'd', f'{t}/gate/psnr_gated_{c}')}" for c in classical
+        )
+        cs = "; ".join(
+            f"{c.removeprefix('classical_')}: {fmt(t, c, 'dswd', f'{t}/gate/swd_gated_{c}')}" for c in classical
+        )
+        lines.append(
+            f"| {t} | {init}, {metrics.get(f'{t}/select/t0', math.nan):g}, {metrics.get(f'{t}/select/n_prime', math.nan):g} | "
+            f"{metrics.get(f'{t}/gate/ccdf_psnr', math.nan):.2f} | {fmt(t, 'noise')} **gated** | "
+            f"{fmt(t, 'full', 'd', f'{t}/gate/full_gated')} | {cp} | {cs} |"
+        )
     return lines
 
 
-def write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[str, torch.Tensor]],
-                  metrics: dict[str, float], selections: dict[str, dict], cfg: CCDFConfig) -> None:
+def write_reports(
+    ctx: RunContext,
+    df: pd.DataFrame,
+    examples: dict[str, dict[str, torch.Tensor]],
+    metrics: dict[str, float],
+    selections: dict[str, dict],
+    cfg: CCDFConfig,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,21 +94,35 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[st
     ctx.logger.log_table(df, "results.json")
     tasks = list(dict.fromkeys(df.task))
     g = gate(metrics)
-    md = ["# CCDF (arXiv 2112.05146): results", "",
-          ("Command: `paperops run ccdf` (default scale of params.yaml). "
-          f"Test images: {cfg.data.size}x{cfg.data.size} grey, never trained on: photographs "
-          f"{', '.join(cfg.data.test_photos)} (two views each) for sr / inpaint; real MR slices "
-          f"{cfg.data.mri_test_slices[0]}..{cfg.data.mri_test_slices[1]} of the volume (training slices "
-          f"{cfg.data.mri_train_slices[0]}..{cfg.data.mri_train_slices[1]}, validation "
-          f"{cfg.data.mri_val_slices[0]}..{cfg.data.mri_val_slices[1]}) for mri_x*. N = {cfg.sampling.steps}, N' = t0 N. "
-          "PSNR in dB on [0, 1]; SWD = sliced Wasserstein distance of 7x7 patch distributions (x100, lower = closer "
-          "texture); null_err = RMSE of the error's null-space part (I - A^+ A)(x_hat - x) (SR only: the part data "
-          "consistency cannot fix); ccdf_minus +- se = paired per-image PSNR difference of the chosen CCDF minus that "
-          "row, with its standard error, over the row's images (one fixed sampler seed)."), "",
-          f"## Gate: {'PASSED' if g.passed else 'NOT passed'}", "", *_gate_lines(metrics, tasks), ""]
+    md = [
+        "# CCDF (arXiv 2112.05146): results",
+        "",
+        (
+            "Command: `paperops run ccdf` (default scale of params.yaml). "
+            f"Test images: {cfg.data.size}x{cfg.data.size} grey, never trained on: photographs "
+            f"{', '.join(cfg.data.test_photos)} (two views each) for sr / inpaint; real MR slices "
+            f"{cfg.data.mri_test_slices[0]}..{cfg.data.mri_test_slices[1]} of the volume (training slices "
+            f"{cfg.data.mri_train_slices[0]}..{cfg.data.mri_train_slices[1]}, validation "
+            f"{cfg.data.mri_val_slices[0]}..{cfg.data.mri_val_slices[1]}) for mri_x*. N = {cfg.sampling.steps}, N' = t0 N. "
+            "PSNR in dB on [0, 1]; SWD = sliced Wasserstein distance of 7x7 patch distributions (x100, lower = closer "
+            "texture); null_err = RMSE of the error's null-space part (I - A^+ A)(x_hat - x) (SR only: the part data "
+            "consistency cannot fix); ccdf_minus +- se = paired per-image PSNR difference of the chosen CCDF minus that "
+            "row, with its standard error, over the row's images (one fixed sampler seed)."
+        ),
+        "",
+        f"## Gate: {'PASSED' if g.passed else 'NOT passed'}",
+        "",
+        *_gate_lines(metrics, tasks),
+        "",
+    ]
     if not g.passed:
         md += ["Reasons:", "", *[f"* {r}" for r in g.reasons], ""]
-    md += ["## Chosen on validation (not on test images)", "", "| task | TV lambda (val MSE per lambda) | CCDF init, t0 | val PSNR per (init, t0) |", "|---|---|---|---|"]
+    md += [
+        "## Chosen on validation (not on test images)",
+        "",
+        "| task | TV lambda (val MSE per lambda) | CCDF init, t0 | val PSNR per (init, t0) |",
+        "|---|---|---|---|",
+    ]
     for t, sel in selections.items():
         tv = ", ".join(f"{k:g}: {v:.4f}" for k, v in sel["tv_scores"].items())
         sc = ", ".join(f"{i}/{t0:g}: {v:.2f}" for (i, t0), v in sel["scores"].items())
@@ -116,7 +161,9 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, examples: dict[str, dict[st
         for ax, (label, img) in zip(row, imgs.items()):
             ax.imshow(((img[0, 0].float().cpu() + 1) / 2).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
             mse = float(((img.float().cpu() - truth.cpu()) / 2).pow(2).mean())
-            ax.set_title(f"{t}: {label}" if label == "truth" else f"{label}\n{-10 * math.log10(mse + 1e-12):.1f} dB", fontsize=6)
+            ax.set_title(
+                f"{t}: {label}" if label == "truth" else f"{label}\n{-10 * math.log10(mse + 1e-12):.1f} dB", fontsize=6
+            )
     fig.tight_layout()
     fig.savefig(out / "figures" / "examples.png", dpi=100)
     ctx.logger.log_figure(fig, "examples.png")

@@ -56,8 +56,16 @@ def data_consistency(op, y: torch.Tensor, generator: torch.Generator | None) -> 
 
 
 def ccdf(
-    eps_model: EpsModel, x0_hat: torch.Tensor, op, y: torch.Tensor, abar: torch.Tensor, *,
-    steps: int, t0: float, generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None,
+    eps_model: EpsModel,
+    x0_hat: torch.Tensor,
+    op,
+    y: torch.Tensor,
+    abar: torch.Tensor,
+    *,
+    steps: int,
+    t0: float,
+    generator: torch.Generator | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Come-closer-diffuse-faster: forward-diffuse ``x0_hat`` to t0, then N' reverse steps with DC.
 
@@ -74,10 +82,12 @@ def ccdf(
         ``(x0, nfe)`` with nfe = N'.
     """
     eps_model = _stoppable(eps_model, should_stop)
-    timesteps = respaced_timesteps(steps, abar.shape[0])[-n_prime(t0, steps):]
+    timesteps = respaced_timesteps(steps, abar.shape[0])[-n_prime(t0, steps) :]
     z = torch.randn(x0_hat.shape, generator=generator, dtype=x0_hat.dtype).to(x0_hat.device)
     x_start = q_sample(x0_hat, torch.tensor(timesteps[0]), z, abar)
-    return sample(eps_model, x_start, timesteps, abar, data_consistency=data_consistency(op, y, generator), generator=generator)
+    return sample(
+        eps_model, x_start, timesteps, abar, data_consistency=data_consistency(op, y, generator), generator=generator
+    )
 
 
 def _stoppable(eps_model: EpsModel, should_stop: Callable[[], bool] | None) -> EpsModel:
@@ -96,11 +106,20 @@ def _stoppable(eps_model: EpsModel, should_stop: Callable[[], bool] | None) -> E
 
 
 def from_noise(
-    eps_model: EpsModel, shape: tuple[int, ...], op, y: torch.Tensor, abar: torch.Tensor, *,
-    steps: int, generator: torch.Generator | None = None, device: torch.device | None = None,
+    eps_model: EpsModel,
+    shape: tuple[int, ...],
+    op,
+    y: torch.Tensor,
+    abar: torch.Tensor,
+    *,
+    steps: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
 ) -> tuple[torch.Tensor, int]:
     """The baseline: reverse diffusion from pure noise (t = 1) over ``steps`` steps, same DC map
     (ILVR for SR, score-SDE replacement for inpainting and MRI)."""
     x_start = torch.randn(shape, generator=generator).to(device or y.device)
     timesteps = respaced_timesteps(steps, abar.shape[0])
-    return sample(eps_model, x_start, timesteps, abar, data_consistency=data_consistency(op, y, generator), generator=generator)
+    return sample(
+        eps_model, x_start, timesteps, abar, data_consistency=data_consistency(op, y, generator), generator=generator
+    )

@@ -34,8 +34,14 @@ from components.papers.ccdf.tasks import TASKS, simple_init, simulate
 
 def unet_config(cfg: CCDFConfig) -> dict[str, Any]:
     m = cfg.model
-    return {"channels": 1, "block_out_channels": list(m.block_out_channels), "layers_per_block": m.layers_per_block,
-            "attention": m.attention, "norm_num_groups": m.norm_num_groups, "sample_size": cfg.data.size}
+    return {
+        "channels": 1,
+        "block_out_channels": list(m.block_out_channels),
+        "layers_per_block": m.layers_per_block,
+        "attention": m.attention,
+        "norm_num_groups": m.norm_num_groups,
+        "sample_size": cfg.data.size,
+    }
 
 
 def init_config(cfg: CCDFConfig) -> dict[str, Any]:
@@ -44,7 +50,9 @@ def init_config(cfg: CCDFConfig) -> dict[str, Any]:
 
 def phases(cfg: CCDFConfig) -> list[tuple[str, int]]:
     """``[(name, steps)]``: ``score`` then ``init/<task>`` for every task (when init_steps > 0)."""
-    return [("score", cfg.train.steps)] + ([(f"init/{t}", cfg.train.init_steps) for t in TASKS] if cfg.train.init_steps else [])
+    return [("score", cfg.train.steps)] + (
+        [(f"init/{t}", cfg.train.init_steps) for t in TASKS] if cfg.train.init_steps else []
+    )
 
 
 def _phase(cfg: CCDFConfig, ctx: RunContext, name: str, index: int) -> PhaseState:
@@ -56,8 +64,15 @@ def _phase(cfg: CCDFConfig, ctx: RunContext, name: str, index: int) -> PhaseStat
     return PhaseState(net, torch.optim.Adam(net.parameters(), lr=lr), ctx.use_amp)
 
 
-def _loss(name: str, phase: PhaseState, cfg: CCDFConfig, data: dict[str, torch.Tensor], abar: torch.Tensor,
-          gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def _loss(
+    name: str,
+    phase: PhaseState,
+    cfg: CCDFConfig,
+    data: dict[str, torch.Tensor],
+    abar: torch.Tensor,
+    gen: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
     if name == "score":
         pool = data["all"]
         x0 = pool[torch.randint(0, len(pool), (cfg.train.batch_size,), generator=gen)]
@@ -122,7 +137,12 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
             idx += 1
             current = _phase(cfg, ctx, plan[idx][0], idx) if idx < len(plan) else None
         if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
-            state = {"current": current.state() if current else {}, "generator": gen.get_state(), "done": done, "history": history}
+            state = {
+                "current": current.state() if current else {},
+                "generator": gen.get_state(),
+                "done": done,
+                "history": history,
+            }
             ckpt.save(step + 1, state, cfg.model_dump(mode="json"))
     _export(cfg, ctx, done)
     log_loss_figure(ctx.logger, history, "loss (eps MSE / init MSE)", "CCDF training: score model, then initialisers")
@@ -134,7 +154,12 @@ def _export(cfg: CCDFConfig, ctx: RunContext, done: dict[str, dict[str, torch.Te
     for task in tasks:
         flat.update({f"init.{task}.{k}": v for k, v in done[f"init/{task}"].items()})
     config = {
-        "paper": "ccdf", "unet": unet_config(cfg), "init": init_config(cfg), "init_tasks": tasks,
-        "task": cfg.task.model_dump(mode="json"), "sampling": cfg.sampling.model_dump(mode="json"), "size": cfg.data.size,
+        "paper": "ccdf",
+        "unet": unet_config(cfg),
+        "init": init_config(cfg),
+        "init_tasks": tasks,
+        "task": cfg.task.model_dump(mode="json"),
+        "sampling": cfg.sampling.model_dump(mode="json"),
+        "size": cfg.data.size,
     }
     export_model(ctx.model_dir, flat, config)

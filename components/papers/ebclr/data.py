@@ -46,8 +46,15 @@ def prepare(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
         root = Path(d.path) if Path(d.path).is_absolute() else ctx.root / d.path
     names = None
     if d.source == "patches":
-        split, names = photo_patches(patch=d.patch, size=d.image_size, scale=d.patch_scale, n_train=d.patches_train,
-                                     n_test=d.patches_test, standardize=d.patch_standardize, seed=cfg.seed)
+        split, names = photo_patches(
+            patch=d.patch,
+            size=d.image_size,
+            scale=d.patch_scale,
+            n_train=d.patches_train,
+            n_test=d.patches_test,
+            standardize=d.patch_standardize,
+            seed=cfg.seed,
+        )
     else:
         split = load_split(d.source, root, d.image_size, d.test_fraction, cfg.seed)
     if d.train_limit:
@@ -57,13 +64,23 @@ def prepare(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     for name in FILES:
         np.save(out / f"{name}.npy", getattr(split, name).numpy())
     manifest = {
-        "source": d.source, "image_size": d.image_size, "channels": int(split.train_x.shape[1]),
-        "n_classes": split.n_classes, "train": len(split.train_y), "test": len(split.test_y),
+        "source": d.source,
+        "image_size": d.image_size,
+        "channels": int(split.train_x.shape[1]),
+        "n_classes": split.n_classes,
+        "train": len(split.train_y),
+        "test": len(split.test_y),
         "classes": names or [str(c) for c in range(split.n_classes)],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    ctx.log.info("prepared %s: %d train, %d test images of %dx%d", d.source, len(split.train_y), len(split.test_y),
-                 d.image_size, d.image_size)
+    ctx.log.info(
+        "prepared %s: %d train, %d test images of %dx%d",
+        d.source,
+        len(split.train_y),
+        len(split.test_y),
+        d.image_size,
+        d.image_size,
+    )
 
 
 def load(data_dir: Path) -> Split:

@@ -64,8 +64,9 @@ def evaluate(cfg: EBCLRPaperConfig, ctx: RunContext) -> dict[str, float]:
     for run, step in ctx.progress(jobs, total=len(jobs), desc="ebclr evaluate"):
         enc = load_snapshot(snapshot_path(ctx.model_root, run, step), run.method, channels, cfg.model.width)
         z_tr, z_te = embed(enc, xs_train), embed(enc, xs_test)
-        probe = fit_linear_probe(z_tr, split.train_y, split.n_classes, e.probe, e.probe_epochs, e.probe_weight_decay,
-                                 seed=cfg.seed)
+        probe = fit_linear_probe(
+            z_tr, split.train_y, split.n_classes, e.probe, e.probe_epochs, e.probe_weight_decay, seed=cfg.seed
+        )
         hit = probe.logits(z_te).argmax(1).numpy() == y_test
         correct[(run.method, run.batch_size, run.seed, step)] = hit
         rows.append(

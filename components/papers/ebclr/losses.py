@@ -89,7 +89,11 @@ def ebclr_generative(
 
 
 def ebclr_loss(
-    z1: torch.Tensor, z2: torch.Tensor, zn: torch.Tensor, temperature: float = 0.1, lambda1: float = 1e-3,
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    zn: torch.Tensor,
+    temperature: float = 0.1,
+    lambda1: float = 1e-3,
     lambda2: float = 0.1,
 ) -> dict[str, torch.Tensor]:
     """EBCLR: ``lambda2 * generative + NT-Xent(sim = -||.||^2)``.

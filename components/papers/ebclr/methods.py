@@ -71,8 +71,17 @@ class EBCLR(Method):
 
     name = "ebclr"
 
-    def __init__(self, cfg: EBCLRPaperConfig, net: EncoderHead, batch_size: int, train_x: torch.Tensor,
-                 gen: torch.Generator, device: torch.device, amp: bool, lambda2: float | None = None) -> None:
+    def __init__(
+        self,
+        cfg: EBCLRPaperConfig,
+        net: EncoderHead,
+        batch_size: int,
+        train_x: torch.Tensor,
+        gen: torch.Generator,
+        device: torch.device,
+        amp: bool,
+        lambda2: float | None = None,
+    ) -> None:
         e = cfg.ebclr
         lr = e.lr_small_batch if batch_size <= e.small_batch else e.lr  # mnist_b16.yaml: 1e-4
         super().__init__(net, torch.optim.Adam(net.parameters(), lr=lr), device, amp)

@@ -14,8 +14,13 @@ PAPER_CLAIM = (
     "epoch 10 beats MoCo v2 at epoch 100, and at epoch 20 beats SimCLR and MoCo v2 at epoch 100), and EBCLR's "
     "accuracy is nearly the same at batch 16 (30 negatives per positive) as at batch 128 (254), unlike SimCLR's."
 )
-NAMES = {"ebclr": "EBCLR", "ebclr_lambda2_0": "EBCLR lambda2=0 (NT-Xent only)", "simclr": "SimCLR", "moco": "MoCo v2",
-         "floor": "its random-init floor"}
+NAMES = {
+    "ebclr": "EBCLR",
+    "ebclr_lambda2_0": "EBCLR lambda2=0 (NT-Xent only)",
+    "simclr": "SimCLR",
+    "moco": "MoCo v2",
+    "floor": "its random-init floor",
+}
 
 
 def fmt(e: Estimate) -> str:
@@ -28,32 +33,50 @@ def fmt_diff(e: Estimate) -> str:
     return f"{e.mean:+.3f} +- {e.half_width:.3f} ({verdict}; se seeds {e.se_seeds:.3f}, se test {e.se_test:.3f})"
 
 
-def write_reports(ctx: RunContext, df: pd.DataFrame, tables: dict, metrics: dict[str, float], verdict: Gate,
-                  cfg: EBCLRPaperConfig) -> None:
+def write_reports(
+    ctx: RunContext, df: pd.DataFrame, tables: dict, metrics: dict[str, float], verdict: Gate, cfg: EBCLRPaperConfig
+) -> None:
     """Write the tidy table, the markdown report and the figures; log the figures and the table."""
     out, nan = ctx.report_dir, float("nan")
     (out / "figures").mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "results.csv", index=False, float_format="%.4f")
     ctx.logger.log_table(df, "results.json")
     d, t = cfg.data, cfg.train
-    acc = pd.DataFrame([{
-        "method": NAMES[r["method"]], "batch": r["batch_size"], "steps": r["steps"], "probe (95% CI)": fmt(r["probe"]),
-        "random-init floor": fmt(r["floor"]), "gain": f"{r['probe'].mean - r['floor'].mean:+.3f}",
-        "k-NN": f"{r['knn']:.3f}", "k-NN floor": f"{r['knn_floor']:.3f}", "train s / run": f"{r['seconds']:.1f}",
-    } for r in tables["accuracy"]])
-    data = (f"{d.source} at {d.image_size}x{d.image_size}" if d.source != "patches" else
-            f"grey {d.patch}x{d.patch} patches of the bundled scikit-image photographs (shrunk x{d.patch_scale}) "
-            f"resized to {d.image_size}x{d.image_size}, labelled by photograph, test patches from a held-out strip "
-            f"of each photograph" + (", standardised per patch" if d.patch_standardize else ""))
+    acc = pd.DataFrame(
+        [
+            {
+                "method": NAMES[r["method"]],
+                "batch": r["batch_size"],
+                "steps": r["steps"],
+                "probe (95% CI)": fmt(r["probe"]),
+                "random-init floor": fmt(r["floor"]),
+                "gain": f"{r['probe'].mean - r['floor'].mean:+.3f}",
+                "k-NN": f"{r['knn']:.3f}",
+                "k-NN floor": f"{r['knn_floor']:.3f}",
+                "train s / run": f"{r['seconds']:.1f}",
+            }
+            for r in tables["accuracy"]
+        ]
+    )
+    data = (
+        f"{d.source} at {d.image_size}x{d.image_size}"
+        if d.source != "patches"
+        else f"grey {d.patch}x{d.patch} patches of the bundled scikit-image photographs (shrunk x{d.patch_scale}) "
+        f"resized to {d.image_size}x{d.image_size}, labelled by photograph, test patches from a held-out strip "
+        f"of each photograph" + (", standardised per patch" if d.patch_standardize else "")
+    )
     md = [
         "# EBCLR (arXiv 2202.04933): results",
         "",
         f"Data: {data}; {int(metrics.get('test_images', 0))} test images. ResNet-18 width {cfg.model.width} "
         f"(features {8 * cfg.model.width}-d), projection {8 * cfg.model.width} -> {8 * cfg.model.width} -> "
         f"{cfg.model.proj_dim}; seeds {list(t.seeds)}; "
-        + (f"{t.steps} optimiser steps per run at every batch size (matched steps)" if t.steps else
-           f"{t.epochs} epochs per run") +
-        f"; SGLD {cfg.sgld.iters} steps, buffer {cfg.sgld.buffer_size}, rho {cfg.sgld.rho}; EBCLR Adam lr "
+        + (
+            f"{t.steps} optimiser steps per run at every batch size (matched steps)"
+            if t.steps
+            else f"{t.epochs} epochs per run"
+        )
+        + f"; SGLD {cfg.sgld.iters} steps, buffer {cfg.sgld.buffer_size}, rho {cfg.sgld.rho}; EBCLR Adam lr "
         f"{cfg.ebclr.lr} (batch <= {cfg.ebclr.small_batch}: {cfg.ebclr.lr_small_batch}). Linear probe "
         f"({cfg.eval.probe}) and k-NN (K={cfg.eval.knn_k}) on frozen encoder features; 'floor' = the same encoder "
         "at initialisation. Intervals: 95 %, seeds (Student t) and test set (binomial / paired per image) in "
@@ -63,18 +86,25 @@ def write_reports(ctx: RunContext, df: pd.DataFrame, tables: dict, metrics: dict
         "",
         acc.to_markdown(index=False),
         "",
-        (f"Probes without a network, on the same split: raw pixels {metrics.get('anchor/pixels_probe_acc', nan):.3f}, "
-         f"each image's mean and std alone {metrics.get('anchor/mean_std_probe_acc', nan):.3f}."),
+        (
+            f"Probes without a network, on the same split: raw pixels {metrics.get('anchor/pixels_probe_acc', nan):.3f}, "
+            f"each image's mean and std alone {metrics.get('anchor/mean_std_probe_acc', nan):.3f}."
+        ),
         "",
         "## Paired differences, EBCLR minus X (same seeds, same test images)",
         "",
-        "\n".join(f"- batch {r['batch_size']}, EBCLR - {NAMES[r['versus']]}: {fmt_diff(r['diff'])}"
-                  for r in tables["differences"]) or "- none",
+        "\n".join(
+            f"- batch {r['batch_size']}, EBCLR - {NAMES[r['versus']]}: {fmt_diff(r['diff'])}"
+            for r in tables["differences"]
+        )
+        or "- none",
         "",
         "## Batch-size gap (probe at the largest batch minus at the smallest, paired by seed)",
         "",
-        "\n".join(f"- {NAMES[r['method']]}: b{r['large']} - b{r['small']} = {fmt_diff(r['gap'])}"
-                  for r in tables["gaps"]) or "- one batch size only",
+        "\n".join(
+            f"- {NAMES[r['method']]}: b{r['large']} - b{r['small']} = {fmt_diff(r['gap'])}" for r in tables["gaps"]
+        )
+        or "- one batch size only",
         "",
         "## Steps-to-accuracy (final step / first snapshot where EBCLR's mean reaches the baseline's final mean)",
         "",

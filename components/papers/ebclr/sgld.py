@@ -35,7 +35,10 @@ def noise_std(count: torch.Tensor, cfg: SGLDConfig) -> torch.Tensor:
 
 
 def sgld(
-    log_density: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, count: torch.Tensor, cfg: SGLDConfig,
+    log_density: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    count: torch.Tensor,
+    cfg: SGLDConfig,
     gen: torch.Generator,
 ) -> torch.Tensor:
     """Run ``cfg.iters`` clamped SGLD steps from ``x0`` ``(N, C, H, W)``; returns the samples (detached).

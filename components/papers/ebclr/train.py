@@ -122,8 +122,11 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     split = load(ctx.data_dir)
     n = len(split.train_x)
     runs = plan(cfg)
-    units = [(r, k) for r in range(len(runs)) for k in range(len(snapshot_steps(run_steps(cfg, n, runs[r].batch_size),
-                                                                                     cfg.train.snapshots)) - 1)]
+    units = [
+        (r, k)
+        for r in range(len(runs))
+        for k in range(len(snapshot_steps(run_steps(cfg, n, runs[r].batch_size), cfg.train.snapshots)) - 1)
+    ]
     ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
     history: dict[str, dict[str, list[float]]] = {}
     done, saved = 0, None
@@ -171,8 +174,14 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
         ctx.logger.log_metrics({f"train/{run.name}/loss": hist["loss"][-1]}, step=marks[k + 1])
         _save_snapshot(snapshot_path(ctx.model_root, run, marks[k + 1]), method.encoder)
         last = k + 2 == len(marks)
-        state = {"history": history, "method": {} if last else method.state_dict(), "data_gen": data_gen.get_state(),
-                 "method_gen": method_gen.get_state(), "perm": perm, "pos": pos}
+        state = {
+            "history": history,
+            "method": {} if last else method.state_dict(),
+            "data_gen": data_gen.get_state(),
+            "method_gen": method_gen.get_state(),
+            "perm": perm,
+            "pos": pos,
+        }
         ckpt.save(g + 1, state, cfg.model_dump(mode="json"))
 
     (ctx.model_root / "train_history.json").write_text(json.dumps(history, indent=2))

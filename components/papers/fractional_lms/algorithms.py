@@ -68,8 +68,13 @@ def per_tap_lms(mu_taps: np.ndarray) -> Rule:
 
 
 def rule(
-    name: str, mu: float | np.ndarray, mu_f: float | np.ndarray = 0.0, order: float | np.ndarray = 1.0,
-    alpha: float | np.ndarray = 0.0, eps: float = 1e-6, complex_weights: bool = False,
+    name: str,
+    mu: float | np.ndarray,
+    mu_f: float | np.ndarray = 0.0,
+    order: float | np.ndarray = 1.0,
+    alpha: float | np.ndarray = 0.0,
+    eps: float = 1e-6,
+    complex_weights: bool = False,
 ) -> Rule:
     """Build the ``Rule`` of a named algorithm; scalars broadcast to a common K."""
     arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (mu, mu_f, order, alpha)))
@@ -151,9 +156,15 @@ class AdaptResult:
 
 
 def adapt(
-    x_reg: np.ndarray, d: np.ndarray, rule_: Rule, w_true: np.ndarray | None = None,
-    w0: np.ndarray | None = None, w_prev0: np.ndarray | None = None, progress=None,
-    keep_runs: bool = False, weight_matrix: np.ndarray | None = None,
+    x_reg: np.ndarray,
+    d: np.ndarray,
+    rule_: Rule,
+    w_true: np.ndarray | None = None,
+    w0: np.ndarray | None = None,
+    w_prev0: np.ndarray | None = None,
+    progress=None,
+    keep_runs: bool = False,
+    weight_matrix: np.ndarray | None = None,
 ) -> AdaptResult:
     """Run ``rule_`` over every configuration and run at once.
 

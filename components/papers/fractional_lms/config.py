@@ -26,7 +26,9 @@ class DataConfig(StrictModel):
     )
     path: str | None = Field(None, description="CSV with columns x,d or an .npy array of shape (N, 2)")
     plant: tuple[float, ...] = Field(
-        (0.8, -0.6, 0.4, -0.3, 0.2, -0.1), min_length=1, max_length=64,
+        (0.8, -0.6, 0.4, -0.3, 0.2, -0.1),
+        min_length=1,
+        max_length=64,
         description="FIR plant taps w_o (negative taps are what breaks the published FLMS)",
     )
     samples: int = Field(4000, ge=16, le=10_000_000, description="length of the training signal (train stage)")

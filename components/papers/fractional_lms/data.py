@@ -111,8 +111,12 @@ def prepare(cfg: FractionalLMSConfig, ctx: RunContext) -> None:
         x, d = draw_signals(plant, 1, cfg.data.samples, cfg.data.input, cfg.data.ar_coeff, cfg.data.snr_db, rng)
         x, d = x[0], d[0]
         meta = {
-            "source": "synthetic", "plant": plant.tolist(), "samples": len(x), "input": cfg.data.input,
-            "ar_coeff": cfg.data.ar_coeff, "snr_db": cfg.data.snr_db,
+            "source": "synthetic",
+            "plant": plant.tolist(),
+            "samples": len(x),
+            "input": cfg.data.input,
+            "ar_coeff": cfg.data.ar_coeff,
+            "snr_db": cfg.data.snr_db,
             "noise_variance": noise_variance(plant, cfg.data.input, cfg.data.ar_coeff, cfg.data.snr_db),
         }
     np.savez(out / "train.npz", x=x, d=d)

@@ -47,15 +47,17 @@ def fsd_study(cfg: FractionalLMSConfig) -> tuple[pd.DataFrame, dict[str, np.ndar
     rows = []
     for i, f in enumerate(orders):
         predicted = steepest.caputo_fixed_point(w_star, f)
-        rows.append({
-            "order": float(f),
-            "caputo_final": runs["caputo"][i, -1].round(4).tolist(),
-            "caputo_predicted_(2-f)w*": predicted.round(4).tolist(),
-            "caputo_error_to_w*": float(np.linalg.norm(runs["caputo"][i, -1] - w_star)),
-            "caputo_error_to_prediction": float(np.linalg.norm(runs["caputo"][i, -1] - predicted)),
-            "chain_rule_error_to_w*": float(np.linalg.norm(runs["chain_rule"][i, -1] - w_star)),
-            "chain_rule_zero_init_moved": float(np.linalg.norm(runs["chain_rule_zero_init"][i, -1])),
-        })
+        rows.append(
+            {
+                "order": float(f),
+                "caputo_final": runs["caputo"][i, -1].round(4).tolist(),
+                "caputo_predicted_(2-f)w*": predicted.round(4).tolist(),
+                "caputo_error_to_w*": float(np.linalg.norm(runs["caputo"][i, -1] - w_star)),
+                "caputo_error_to_prediction": float(np.linalg.norm(runs["caputo"][i, -1] - predicted)),
+                "chain_rule_error_to_w*": float(np.linalg.norm(runs["chain_rule"][i, -1] - w_star)),
+                "chain_rule_zero_init_moved": float(np.linalg.norm(runs["chain_rule_zero_init"][i, -1])),
+            }
+        )
     return pd.DataFrame(rows), {k: v[:, :, 0] for k, v in runs.items()}
 
 

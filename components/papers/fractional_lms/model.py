@@ -35,8 +35,9 @@ class IdentifiedSystem:
 
 def save(directory: Path, weights: np.ndarray, config: dict[str, Any]) -> Path:
     """Export ``weights`` (M,) with ``config`` (JSON-able) to ``directory``."""
-    return export_model(directory, {"weights": torch.from_numpy(np.asarray(weights, dtype=np.float64))},
-                        {"paper": PAPER, **config})
+    return export_model(
+        directory, {"weights": torch.from_numpy(np.asarray(weights, dtype=np.float64))}, {"paper": PAPER, **config}
+    )
 
 
 def load(model_dir: Path) -> IdentifiedSystem:

@@ -36,7 +36,11 @@ def paired_db_gap(a_runs: np.ndarray, b_runs: np.ndarray, fraction: float) -> tu
 
 
 def bootstrap_speed_ratio(
-    frac_runs: np.ndarray, base_runs: np.ndarray, fraction: float, draws: int, rng: np.random.Generator,
+    frac_runs: np.ndarray,
+    base_runs: np.ndarray,
+    fraction: float,
+    draws: int,
+    rng: np.random.Generator,
 ) -> tuple[float, float]:
     """(SE, one-sided 95 % upper bound) of the speed ratio iterations(base) / iterations(fractional),
     by the paired bootstrap: each draw resamples the runs (the same runs for both algorithms), averages

@@ -22,8 +22,14 @@ def mse_curve_db(squared_error: np.ndarray, points: int = CURVE_POINTS) -> list[
 
 
 def identify(
-    x: np.ndarray, d: np.ndarray, taps: int, algorithm: str = "lms", step: float = 0.01,
-    fractional_step: float = 0.01, order: float = 0.5, momentum: float = 0.5,
+    x: np.ndarray,
+    d: np.ndarray,
+    taps: int,
+    algorithm: str = "lms",
+    step: float = 0.01,
+    fractional_step: float = 0.01,
+    order: float = 0.5,
+    momentum: float = 0.5,
 ) -> dict[str, Any]:
     """Identify an FIR system of ``taps`` taps from input ``x`` and desired ``d`` (both (N,)).
 
@@ -45,8 +51,11 @@ def identify(
     out = adapt(regressors(x[None], taps), d[None], r)
     bad = int(out.first_nonfinite[0, 0])
     if bad >= 0:
-        why = (" (the published form w^(1-f) is not real for a negative weight)" if algorithm == "flms_published"
-               else " (the step is too large for this input's power)")
+        why = (
+            " (the published form w^(1-f) is not real for a negative weight)"
+            if algorithm == "flms_published"
+            else " (the step is too large for this input's power)"
+        )
         raise ValueError(f"{algorithm} diverged: the weights became non-finite at sample {bad}{why}")
     squared = out.mse[0]
     if not np.all(np.isfinite(squared)):

@@ -64,15 +64,32 @@ def train(cfg: FractionalLMSConfig, ctx: RunContext) -> None:
         if out.msd is not None:
             metrics["train/msd_db"] = float(10 * np.log10(out.msd[0, -1] + 1e-300))
         ctx.logger.log_metrics(metrics, step=end)
-        ckpt.save(end, {"w": torch.from_numpy(w.copy()), "w_prev": torch.from_numpy(w_prev.copy()),
-                        "squared_error": torch.from_numpy(np.concatenate(squared))}, cfg.model_dump(mode="json"))
+        ckpt.save(
+            end,
+            {
+                "w": torch.from_numpy(w.copy()),
+                "w_prev": torch.from_numpy(w_prev.copy()),
+                "squared_error": torch.from_numpy(np.concatenate(squared)),
+            },
+            cfg.model_dump(mode="json"),
+        )
 
     curve = np.concatenate(squared) if squared else np.zeros(0)
     final_db = mse_curve_db(curve)[-1] if len(curve) else float("nan")
-    save(ctx.model_dir, w, {
-        "algorithm": t.algorithm, "taps": t.taps, "order": t.order, "mu": mu, "mu_f": mu_f,
-        "momentum": cfg.steps.momentum, "samples": len(x), "final_mse_db": final_db,
-        "plant": None if plant is None else plant.tolist(),
-    })
+    save(
+        ctx.model_dir,
+        w,
+        {
+            "algorithm": t.algorithm,
+            "taps": t.taps,
+            "order": t.order,
+            "mu": mu,
+            "mu_f": mu_f,
+            "momentum": cfg.steps.momentum,
+            "samples": len(x),
+            "final_mse_db": final_db,
+            "plant": None if plant is None else plant.tolist(),
+        },
+    )
     np.save(ctx.model_root / "train_squared_error.npy", curve)
     ctx.log.info("identified %d taps with %s: final MSE %.2f dB", t.taps, t.algorithm, final_db)

@@ -29,8 +29,23 @@ from components.papers.noise2score.config import Noise2ScoreConfig
 # Every photograph in scikit-image's wheel (no download). Left out: synthetic pictures (checkerboard,
 # colorwheel, horse, logo, shepp_logan_phantom) and ``cat``, the same picture as ``chelsea``.
 PHOTOS: tuple[str, ...] = (
-    "astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
-    "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket", "text",
+    "astronaut",
+    "brick",
+    "camera",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
 )
 
 

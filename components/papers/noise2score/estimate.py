@@ -88,8 +88,13 @@ def estimate_power(score_fn: ScoreFn, y: torch.Tensor, eps: float, generator: to
 
 
 def estimate_power_slope(
-    score_fn: ScoreFn, y: torch.Tensor, eps: float, generator: torch.Generator, bins: int = 12,
-    y_range: tuple[float, float] = (0.03, 0.97), min_count: int = 16,
+    score_fn: ScoreFn,
+    y: torch.Tensor,
+    eps: float,
+    generator: torch.Generator,
+    bins: int = 12,
+    y_range: tuple[float, float] = (0.03, 0.97),
+    min_count: int = 16,
 ) -> tuple[float, float]:
     """``(p, phi)`` from the fit log median(-1/l'') = log phi + p log y (see the module doc).
 
@@ -125,8 +130,13 @@ def estimate_power_slope(
 
 
 def curvature_bins(
-    score_fn: ScoreFn, y: torch.Tensor, eps: float, generator: torch.Generator, bins: int = 12,
-    y_range: tuple[float, float] = (0.03, 0.97), min_count: int = 16,
+    score_fn: ScoreFn,
+    y: torch.Tensor,
+    eps: float,
+    generator: torch.Generator,
+    bins: int = 12,
+    y_range: tuple[float, float] = (0.03, 0.97),
+    min_count: int = 16,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Binned medians ``(y_b, v_b)`` of the local variance v = -eps n / (l'(y + eps n) - l'(y)).
 

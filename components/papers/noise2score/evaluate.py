@@ -86,8 +86,11 @@ def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
         name, x = images[i]
         y = noisy[(s, i)]
         with torch.inference_mode():
-            restored = {"noisy": y, "gauss": best_gaussian_filter(y, x)[0],
-                        "n2s": tweedie.denoise(y, nets(y, family), family, level)}
+            restored = {
+                "noisy": y,
+                "gauss": best_gaussian_filter(y, x)[0],
+                "n2s": tweedie.denoise(y, nets(y, family), family, level),
+            }
             if clean_nets is not None:
                 restored["n2c"] = y + clean_nets(y, family)  # residual baseline (train.py)
         if (s, i) in bm3d_out:
@@ -98,9 +101,16 @@ def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
         # The served model, told nothing: family chosen among its networks, level estimated.
         served = served_denoise(model, y[0].permute(1, 2, 0).numpy())
         restored["blind"] = torch.from_numpy(served["image"]).permute(2, 0, 1)[None]
-        row = {"setting": setting_name(family, level), "family": family, "level": level, "image": name,
-               "power": power, "family_paper": fam_paper, "family_blind": served["family"],
-               "level_blind": served["level"]}
+        row = {
+            "setting": setting_name(family, level),
+            "family": family,
+            "level": level,
+            "image": name,
+            "power": power,
+            "family_paper": fam_paper,
+            "family_blind": served["family"],
+            "level_blind": served["level"],
+        }
         for method, img in restored.items():
             img = torch.nan_to_num(img.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
             row[f"psnr_{method}"] = psnr(img, x)

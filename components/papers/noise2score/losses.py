@@ -50,8 +50,14 @@ def annealed_sigma(step: int, anneal_steps: int, sigma_min: float, sigma_max: fl
 
 
 def draw_sigma_a(
-    schedule: str, step: int, anneal_steps: int, sigma_min: float, sigma_max: float, levels: int,
-    batch: int, generator: torch.Generator,
+    schedule: str,
+    step: int,
+    anneal_steps: int,
+    sigma_min: float,
+    sigma_max: float,
+    levels: int,
+    batch: int,
+    generator: torch.Generator,
 ) -> torch.Tensor:
     """sigma_a for one batch, ``(batch,)`` float64: ``anneal`` (one value per batch) or ``grid``."""
     if schedule == "anneal":
@@ -63,8 +69,11 @@ def draw_sigma_a(
 
 
 def ardae_loss(
-    score_net: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, sigma_a: torch.Tensor,
-    generator: torch.Generator, antithetic: bool = False,
+    score_net: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    sigma_a: torch.Tensor,
+    generator: torch.Generator,
+    antithetic: bool = False,
 ) -> torch.Tensor:
     """AR-DAE loss on noisy ``y`` ``(B, C, H, W)`` with one ``sigma_a`` per sample ``(B,)``.
 
@@ -100,6 +109,8 @@ def ardae_optimum_gaussian(
     return -(z[..., 0] - mean) * (w / tot).sum(-1) / w.sum(-1)
 
 
-def noise2clean_loss(denoiser: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def noise2clean_loss(
+    denoiser: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
     """Supervised MSE of the Noise2Clean baseline: the upper bound the paper compares against."""
     return F.mse_loss(denoiser(y), x)

@@ -18,8 +18,13 @@ TWEEDIE_POWER = {"gaussian": 0.0, "poisson": 1.0, "gamma": 2.0}
 # The evaluation settings: the paper's result tables (Gaussian sigma 25 / 50, Poisson zeta 0.01 / 0.05,
 # Gamma k 100 / 50) plus Gaussian sigma 15, the light noise a user's photograph often carries.
 EVAL_SETTINGS: tuple[tuple[str, float], ...] = (
-    ("gaussian", 15.0), ("gaussian", 25.0), ("gaussian", 50.0), ("poisson", 0.01), ("poisson", 0.05),
-    ("gamma", 100.0), ("gamma", 50.0),
+    ("gaussian", 15.0),
+    ("gaussian", 25.0),
+    ("gaussian", 50.0),
+    ("poisson", 0.01),
+    ("poisson", 0.05),
+    ("gamma", 100.0),
+    ("gamma", 50.0),
 )
 
 

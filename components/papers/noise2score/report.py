@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pandas as pd
-import torch
 
 from components.blocks.metrics.image import psnr
 from components.contract import RunContext
 
-LABELS = {"noisy": "noisy", "gauss": "best Gaussian filter (oracle width)", "bm3d": "BM3D (true level)",
-          "n2s": "Noise2Score (true level)", "blind": "Noise2Score blind (served)", "n2c": "Noise2Clean (supervised)"}
+LABELS = {
+    "noisy": "noisy",
+    "gauss": "best Gaussian filter (oracle width)",
+    "bm3d": "BM3D (true level)",
+    "n2s": "Noise2Score (true level)",
+    "blind": "Noise2Score blind (served)",
+    "n2c": "Noise2Clean (supervised)",
+}
 PAPER_NUMBERS = (
     "The paper (Kim, Kwon & Ye, CVPR 2022, arXiv 2112.03696) trains the full U-Net on DIV2K + CBSD400 and "
     "reports, on CBSD68 and Kodak, that Noise2Score-Tweedie is within a few tenths of a dB of the supervised "
@@ -30,12 +35,17 @@ def markdown(summary: pd.DataFrame, per_image: pd.DataFrame, gate_lines: list[st
     for r in summary.to_dict("records"):
         lines.append("| " + " | ".join([r["setting"], *[f"{r[f'psnr_{m}']:.2f}" for m in methods]]) + " |")
     pairs = [c for c in summary.columns if "-" in c and not c.endswith("_se")]
-    dl = ["| setting | " + " | ".join(pairs) + " | family right (paper protocol) | family right (served blind) |",
-          "|" + "---|" * (len(pairs) + 3)]
+    dl = [
+        "| setting | " + " | ".join(pairs) + " | family right (paper protocol) | family right (served blind) |",
+        "|" + "---|" * (len(pairs) + 3),
+    ]
     for r in summary.to_dict("records"):
         cells = [_fmt(r[p], r[f"{p}_se"]) for p in pairs]
-        dl.append(f"| {r['setting']} | " + " | ".join(cells)
-                  + f" | {r['family_paper_acc']:.0%} | {r['family_blind_acc']:.0%} |")
+        dl.append(
+            f"| {r['setting']} | "
+            + " | ".join(cells)
+            + f" | {r['family_paper_acc']:.0%} | {r['family_blind_acc']:.0%} |"
+        )
     conf = pd.crosstab(per_image["family"], per_image["family_paper"]).to_markdown()
     conf_b = pd.crosstab(per_image["family"], per_image["family_blind"]).to_markdown()
     md = [
@@ -117,5 +127,3 @@ def write_reports(ctx: RunContext, per_image: pd.DataFrame, summary: pd.DataFram
         fig.savefig(out / "figures" / f"{name}.png", dpi=90)
         ctx.logger.log_figure(fig, f"{name}.png")
         plt.close(fig)
-
-

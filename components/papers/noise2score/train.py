@@ -92,9 +92,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
         if resumed is not None and resumed["state"]["current"]:
             current.load(resumed["state"]["current"])
     running: list[float] = []
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
-    )
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
 
     for step in ctx.progress(range(step, total), total=total, desc="noise2score train", initial=step):
         kind, family, _ = plan[phase_idx]
@@ -105,8 +103,9 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
         current.net.train()
         with autocast():
             if kind == "score":
-                sigma_a = draw_sigma_a(sa.schedule, in_phase, sa.anneal_steps, *getattr(sa, family), sa.levels,
-                                       t.batch_size, gen)
+                sigma_a = draw_sigma_a(
+                    sa.schedule, in_phase, sa.anneal_steps, *getattr(sa, family), sa.levels, t.batch_size, gen
+                )
                 loss = ardae_loss(current.net, y.to(ctx.device), sigma_a, gen, antithetic=t.antithetic)
             else:
                 # Residual parameterisation x_hat = y + f(y), like the Tweedie step y + phi s(y).
@@ -130,8 +129,11 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
             current = _phase(cfg, ctx, phase_idx) if phase_idx < len(plan) else None
         if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
             state = {
-                "phase": phase_idx, "current": current.state() if current else {},
-                "generator": gen.get_state(), "done": done, "history": history,
+                "phase": phase_idx,
+                "current": current.state() if current else {},
+                "generator": gen.get_state(),
+                "done": done,
+                "history": history,
             }
             ckpt.save(step + 1, state, snapshot)
 
@@ -151,5 +153,7 @@ def _export(cfg: Noise2ScoreConfig, ctx: RunContext, done: dict[str, dict[str, t
     kinds = [("score", ctx.model_dir)] + ([("clean", ctx.model_root / "baseline")] if cfg.train.baseline_steps else [])
     for kind, folder in kinds:
         flat = {f"nets.{f}.{k}": v for f in cfg.train.families for k, v in done[f"{kind}/{f}"].items()}
-        extra = {"output": "residual"} if kind == "clean" else {"output": "score", "gains": gains(cfg)}  # x_hat = y + f(y)
+        extra = (
+            {"output": "residual"} if kind == "clean" else {"output": "score", "gains": gains(cfg)}
+        )  # x_hat = y + f(y)
         export_model(folder, flat, {**base, "kind": kind, **extra})

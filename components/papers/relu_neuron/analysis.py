@@ -88,8 +88,9 @@ def measure(flow: Flow, x: np.ndarray, y: np.ndarray, teacher: np.ndarray | None
         "span_residual_support": span_residual(delta, x[support | boundary]),
         # relative to the problem's scale: a flow that collapses to the origin (a stationary point) has
         # ||w(inf)|| ~ 1e-10, and an error relative to that alone would read as a failure
-        "characterization_error": float(np.linalg.norm(w_inf - predicted)
-                                        / max(float(np.linalg.norm(w_inf)), float(np.linalg.norm(w0)), 1e-300)),
+        "characterization_error": float(
+            np.linalg.norm(w_inf - predicted) / max(float(np.linalg.norm(w_inf)), float(np.linalg.norm(w0)), 1e-300)
+        ),
     }
     if teacher is not None:
         out["teacher_distance"] = float(np.linalg.norm(w_inf - teacher) / np.linalg.norm(teacher))

@@ -29,10 +29,15 @@ class Setting(StrictModel):
 
 class ExperimentsConfig(StrictModel):
     settings: tuple[Setting, ...] = Field(
-        (Setting(data="teacher", d=2, n=20), Setting(data="teacher", d=100, n=20),
-         Setting(data="general", d=2, n=20), Setting(data="general", d=100, n=20),
-         # inside the assumptions (data.py): appended last so the other settings keep their seeds
-         Setting(data="positive", d=2, n=20), Setting(data="positive", d=100, n=20)),
+        (
+            Setting(data="teacher", d=2, n=20),
+            Setting(data="teacher", d=100, n=20),
+            Setting(data="general", d=2, n=20),
+            Setting(data="general", d=100, n=20),
+            # inside the assumptions (data.py): appended last so the other settings keep their seeds
+            Setting(data="positive", d=2, n=20),
+            Setting(data="positive", d=100, n=20),
+        ),
         min_length=1,
     )
     init_scales: tuple[float, ...] = Field((1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), min_length=1)

@@ -37,20 +37,29 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     A w(0) with no active sample (``dead_init``) is a stationary point: the flow never moves, every
     claim is about flows that start, so those runs are counted (``dead_inits``) and left out.
     """
+
     def agg(g: pd.DataFrame) -> pd.Series:
         dead = g["dead_init"] > 0
         a = g[~dead]
-        return pd.Series({
-            "runs": len(a), "dead_inits": int(dead.sum()), "converged": a["converged"].mean(),
-            "norm_monotone": a["norm_monotone"].mean(), "norm_ratio_median": a["norm_ratio"].median(),
-            "global_min": a["global_min"].mean() if "global_min" in a and a["global_min"].notna().any() else math.nan,
-            "no_reactivation": (a["reactivations"] == 0).mean(),
-            "span_ever": (a["span_residual_ever_active"] < TOL).mean(),
-            "span_support": (a["span_residual_support"] < TOL).mean(),
-            "characterized": (a["characterization_error"] < 1e-6).mean(),
-            "support_is_ever_active": a["support_is_ever_active"].mean(),
-            "reactivations_mean": a["reactivations"].mean(), "events_mean": a["events"].mean(),
-        })
+        return pd.Series(
+            {
+                "runs": len(a),
+                "dead_inits": int(dead.sum()),
+                "converged": a["converged"].mean(),
+                "norm_monotone": a["norm_monotone"].mean(),
+                "norm_ratio_median": a["norm_ratio"].median(),
+                "global_min": a["global_min"].mean()
+                if "global_min" in a and a["global_min"].notna().any()
+                else math.nan,
+                "no_reactivation": (a["reactivations"] == 0).mean(),
+                "span_ever": (a["span_residual_ever_active"] < TOL).mean(),
+                "span_support": (a["span_residual_support"] < TOL).mean(),
+                "characterized": (a["characterization_error"] < 1e-6).mean(),
+                "support_is_ever_active": a["support_is_ever_active"].mean(),
+                "reactivations_mean": a["reactivations"].mean(),
+                "events_mean": a["events"].mean(),
+            }
+        )
 
     return df.groupby(["data", "d", "n", "scale"]).apply(agg, include_groups=False).reset_index()
 
@@ -72,10 +81,15 @@ def claims_inside(runs: pd.DataFrame, small_scale: float) -> tuple[dict[str, flo
     """The claims on the data inside the assumptions, small w(0), live inits: one 0/1 column per
     claim and the per-run conjunction ``all``, with counts and 95 % lower bounds per d and pooled."""
     sel = runs[(runs["data"] == INSIDE) & (runs["scale"] <= small_scale) & (runs["dead_init"] == 0)]
-    ok = pd.DataFrame({
-        "d": sel["d"], "norm_monotone": sel["norm_monotone"] > 0, "no_reactivation": sel["reactivations"] == 0,
-        "characterized": sel["characterization_error"] < 1e-6, "global_min": sel["global_min"] > 0,
-    })
+    ok = pd.DataFrame(
+        {
+            "d": sel["d"],
+            "norm_monotone": sel["norm_monotone"] > 0,
+            "no_reactivation": sel["reactivations"] == 0,
+            "characterized": sel["characterization_error"] < 1e-6,
+            "global_min": sel["global_min"] > 0,
+        }
+    )
     ok["all"] = ok[["norm_monotone", "no_reactivation", "characterized", "global_min"]].all(axis=1)
     out: dict[str, float] = {}
     for label, g in [("", ok)] + [(f"_d{d}", g) for d, g in ok.groupby("d")]:

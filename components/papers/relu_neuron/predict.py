@@ -25,8 +25,14 @@ def example_input() -> np.ndarray:
     return np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5], [0.3, -0.7]])
 
 
-def analyze(x: np.ndarray, y: np.ndarray, init_scale: float, seed: int, t_max: float = 1e5,
-            should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+def analyze(
+    x: np.ndarray,
+    y: np.ndarray,
+    init_scale: float,
+    seed: int,
+    t_max: float = 1e5,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Run the gradient flow on ``(x (n, d), y (n,))`` from a random w(0) of norm ``init_scale``.
 
     ``should_stop``: polled inside the solver; when it returns True, ``TimeoutError`` (flow.py).
@@ -46,10 +52,15 @@ def analyze(x: np.ndarray, y: np.ndarray, init_scale: float, seed: int, t_max: f
     idx = np.unique(np.linspace(0, len(flow.t) - 1, min(TRAJECTORY_POINTS, len(flow.t))).astype(int))
     stats = measure(flow, x, y, None)
     return {
-        "w0": w0.tolist(), "w": flow.w_final.tolist(), "final_loss": loss(flow.w_final, x, y),
-        "time": flow.t[idx].tolist(), "norm": np.linalg.norm(flow.w[idx], axis=1).tolist(),
+        "w0": w0.tolist(),
+        "w": flow.w_final.tolist(),
+        "final_loss": loss(flow.w_final, x, y),
+        "time": flow.t[idx].tolist(),
+        "norm": np.linalg.norm(flow.w[idx], axis=1).tolist(),
         "support_vectors": np.flatnonzero(x @ flow.w_final > 0).tolist(),
         "ever_active": np.flatnonzero(flow.ever_active).tolist(),
-        "pattern_changes": len(flow.event_times), "converged": flow.converged,
-        "norm_monotone": bool(stats["norm_monotone"]), "span_residual_support": stats["span_residual_support"],
+        "pattern_changes": len(flow.event_times),
+        "converged": flow.converged,
+        "norm_monotone": bool(stats["norm_monotone"]),
+        "span_residual_support": stats["span_residual_support"],
     }

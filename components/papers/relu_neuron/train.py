@@ -24,13 +24,33 @@ def train(cfg: ReluNeuronConfig, ctx: RunContext) -> None:
         flow = gradient_flow(x, y, w0, t_max=cfg.experiments.t_max, grad_tol=cfg.experiments.grad_tol)
     stride = max(1, len(flow.t) // 200)
     for k in range(0, len(flow.t), stride):
-        ctx.logger.log_metrics({"train/norm": float(np.linalg.norm(flow.w[k])), "train/loss": loss(flow.w[k], x, y),
-                                "train/time": float(flow.t[k])}, step=k)
+        ctx.logger.log_metrics(
+            {
+                "train/norm": float(np.linalg.norm(flow.w[k])),
+                "train/loss": loss(flow.w[k], x, y),
+                "train/time": float(flow.t[k]),
+            },
+            step=k,
+        )
     stats = measure(flow, x, y, None)
-    save(ctx.model_dir, flow.w_final, {
-        "d": int(x.shape[1]), "n": int(x.shape[0]), "init_scale": cfg.train.init_scale, "data": cfg.train.data,
-        "converged": flow.converged, "events": len(flow.event_times), "final_loss": stats["final_loss"],
-        "support_vectors": np.flatnonzero(x @ flow.w_final > 0).tolist(), "norm_monotone": bool(stats["norm_monotone"]),
-    })
-    ctx.log.info("neuron trained: loss %.3g, %d pattern changes, converged=%s", stats["final_loss"],
-                 len(flow.event_times), flow.converged)
+    save(
+        ctx.model_dir,
+        flow.w_final,
+        {
+            "d": int(x.shape[1]),
+            "n": int(x.shape[0]),
+            "init_scale": cfg.train.init_scale,
+            "data": cfg.train.data,
+            "converged": flow.converged,
+            "events": len(flow.event_times),
+            "final_loss": stats["final_loss"],
+            "support_vectors": np.flatnonzero(x @ flow.w_final > 0).tolist(),
+            "norm_monotone": bool(stats["norm_monotone"]),
+        },
+    )
+    ctx.log.info(
+        "neuron trained: loss %.3g, %d pattern changes, converged=%s",
+        stats["final_loss"],
+        len(flow.event_times),
+        flow.converged,
+    )

@@ -59,7 +59,12 @@ def prepare(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
             vol = degrade(clean_volume(d.size, gen, d.speckle_grain), d.sigma_elevational, d.noise_std, gen)
             a += _crops(planes(vol, "all"), _share(d.train_crops, d.train_volumes, i), d.crop, gen)
         for i in ctx.progress(range(d.reference_volumes), total=d.reference_volumes, desc="domain B volumes"):
-            b += _crops(planes(clean_volume(d.size, gen, d.speckle_grain), "all"), _share(d.train_crops, d.reference_volumes, i), d.crop, gen)
+            b += _crops(
+                planes(clean_volume(d.size, gen, d.speckle_grain), "all"),
+                _share(d.train_crops, d.reference_volumes, i),
+                d.crop,
+                gen,
+            )
         for i in range(d.test_volumes):
             truth = clean_volume(d.size, gen, d.speckle_grain)
             np.save(out / "test" / f"vol{i:03d}.npy", degrade(truth, d.sigma_elevational, d.noise_std, gen).numpy())
@@ -82,9 +87,13 @@ def prepare(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
     np.save(out / "train_a.npy", np.stack(a))
     np.save(out / "train_b.npy", np.stack(b))
     manifest = {
-        "source": source, "train_a": len(a), "train_b": len(b), "crop": d.crop,
+        "source": source,
+        "train_a": len(a),
+        "train_b": len(b),
+        "crop": d.crop,
         "test": sorted(p.name for p in (out / "test").glob("*.npy")),
-        "sigma_elevational": d.sigma_elevational, "noise_std": d.noise_std,
+        "sigma_elevational": d.sigma_elevational,
+        "noise_std": d.noise_std,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     ctx.log.info("prepared %d domain-A and %d domain-B crops, %d test volumes", len(a), len(b), d.test_volumes)

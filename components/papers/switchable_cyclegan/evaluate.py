@@ -51,8 +51,10 @@ def richardson_lucy(x: torch.Tensor, psf: np.ndarray, iterations: int) -> torch.
 
     r = (psf.shape[0] - 1) // 2
     mode = "reflect" if x.shape[-2] > r else "edge"  # reflect needs more rows than the PSF radius
-    out = [rl(np.pad(s[0].double().numpy(), ((r, r), (0, 0)), mode=mode), psf, num_iter=iterations, clip=True)[r:-r]
-           for s in x]
+    out = [
+        rl(np.pad(s[0].double().numpy(), ((r, r), (0, 0)), mode=mode), psf, num_iter=iterations, clip=True)[r:-r]
+        for s in x
+    ]
     return torch.from_numpy(np.stack(out)[:, None]).float()
 
 

@@ -26,12 +26,21 @@ def lsgan_generator(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 def lsgan_discriminator(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (F.mse_loss(real_logits, torch.ones_like(real_logits)) + F.mse_loss(fake_logits, torch.zeros_like(fake_logits)))
+    return 0.5 * (
+        F.mse_loss(real_logits, torch.ones_like(real_logits)) + F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
+    )
 
 
 def generator_loss(
-    a: torch.Tensor, b: torch.Tensor, g_ab: Gen, g_ba: Gen, d_a: Gen, d_b: Gen,
-    lambda_gan: float, lambda_cycle: float, lambda_identity: float,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    g_ab: Gen,
+    g_ba: Gen,
+    d_a: Gen,
+    d_b: Gen,
+    lambda_gan: float,
+    lambda_cycle: float,
+    lambda_identity: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``L_G`` and its parts; also returns the fakes (``fake_b``, ``fake_a``) for the pools."""
     fake_b, fake_a = g_ab(a), g_ba(b)
@@ -39,4 +48,10 @@ def generator_loss(
     cycle = F.l1_loss(g_ba(fake_b), a) + F.l1_loss(g_ab(fake_a), b)
     identity = F.l1_loss(g_ab(b), b) + F.l1_loss(g_ba(a), a)
     total = lambda_gan * gan + lambda_cycle * cycle + lambda_identity * identity
-    return total, {"gan": gan.detach(), "cycle": cycle.detach(), "identity": identity.detach(), "fake_b": fake_b, "fake_a": fake_a}
+    return total, {
+        "gan": gan.detach(),
+        "cycle": cycle.detach(),
+        "identity": identity.detach(),
+        "fake_b": fake_b,
+        "fake_a": fake_a,
+    }

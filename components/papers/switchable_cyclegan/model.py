@@ -61,15 +61,21 @@ class Generator(nn.Module):
         self.inc = nn.ModuleList([_Plain(1, ch[0]), _Switch(ch[0], ch[0], code_dim, heads)])
         self.down = nn.ModuleList()
         for k in range(1, depth + 1):
-            first = _Switch(4 * ch[k - 1], ch[k] // 2, code_dim, heads) if k == depth else _Plain(4 * ch[k - 1], ch[k] // 2)
+            first = (
+                _Switch(4 * ch[k - 1], ch[k] // 2, code_dim, heads) if k == depth else _Plain(4 * ch[k - 1], ch[k] // 2)
+            )
             self.down.append(nn.ModuleList([first, _Switch(ch[k] // 2, ch[k], code_dim, heads)]))
         self.up = nn.ModuleList()
         for k in range(depth, 0, -1):
-            self.up.append(nn.ModuleList([
-                nn.ConvTranspose2d(ch[k], ch[k - 1], 2, stride=2),
-                _Plain(2 * ch[k - 1], ch[k - 1]),
-                _Switch(ch[k - 1], ch[k - 1], code_dim, heads),
-            ]))
+            self.up.append(
+                nn.ModuleList(
+                    [
+                        nn.ConvTranspose2d(ch[k], ch[k - 1], 2, stride=2),
+                        _Plain(2 * ch[k - 1], ch[k - 1]),
+                        _Switch(ch[k - 1], ch[k - 1], code_dim, heads),
+                    ]
+                )
+            )
         self.out = nn.Conv2d(ch[0], 1, 1)
 
     @staticmethod
@@ -102,7 +108,11 @@ class Discriminator(nn.Module):
         c = width
         for i in range(layers):
             c_out = min(width * 2 ** (i + 1), 8 * width)
-            mods += [nn.Conv2d(c, c_out, 5, stride=2 if i == 0 else 1, padding=2), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2)]
+            mods += [
+                nn.Conv2d(c, c_out, 5, stride=2 if i == 0 else 1, padding=2),
+                nn.InstanceNorm2d(c_out),
+                nn.LeakyReLU(0.2),
+            ]
             c = c_out
         mods.append(nn.Conv2d(c, 1, 5, padding=2))
         self.net = nn.Sequential(*mods)

@@ -28,4 +28,10 @@ def paired(diff: np.ndarray, groups: np.ndarray) -> dict[str, float]:
     se_slice = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
     means = np.array([diff[groups == g].mean() for g in np.unique(groups)])
     se_cluster = float(means.std(ddof=1) / math.sqrt(len(means))) if len(means) > 1 else math.inf
-    return {"mean": float(diff.mean()), "se": max(se_slice, se_cluster), "se_slice": se_slice, "se_volume": se_cluster, "n": float(n)}
+    return {
+        "mean": float(diff.mean()),
+        "se": max(se_slice, se_cluster),
+        "se_slice": se_slice,
+        "se_volume": se_cluster,
+        "n": float(n),
+    }

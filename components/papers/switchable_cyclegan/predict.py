@@ -26,7 +26,12 @@ CHUNK = 32
 
 
 def check_alpha(alpha: float) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or not 0 <= alpha <= 1:
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not math.isfinite(alpha)
+        or not 0 <= alpha <= 1
+    ):
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
     return float(alpha)
 
@@ -39,7 +44,9 @@ def _as_unit(arr: np.ndarray) -> np.ndarray:
         raise ValueError(f"input must be a slice (H, W) or a volume (E, A, L), got shape {arr.shape}")
     limit = MAX_SLICE_SIDE if arr.ndim == 2 else MAX_VOLUME_SIDE
     if min(arr.shape) < MIN_SIDE or max(arr.shape) > limit:
-        raise ValueError(f"{'slice' if arr.ndim == 2 else 'volume'} sides must be in [{MIN_SIDE}, {limit}], got {arr.shape}")
+        raise ValueError(
+            f"{'slice' if arr.ndim == 2 else 'volume'} sides must be in [{MIN_SIDE}, {limit}], got {arr.shape}"
+        )
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
     arr = arr.astype(np.float32)

@@ -77,7 +77,9 @@ def read_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
             arr = np.load(p, allow_pickle=False)
         else:
             with Image.open(p) as im:
-                arr = np.asarray(im.convert("F") if im.mode not in ("RGB", "RGBA", "L") else im.convert("L"), dtype=np.float64)
+                arr = np.asarray(
+                    im.convert("F") if im.mode not in ("RGB", "RGBA", "L") else im.convert("L"), dtype=np.float64
+                )
         if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
             arr = arr[..., :3].mean(axis=-1)
         if arr.ndim != 2:

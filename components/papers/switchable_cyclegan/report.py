@@ -31,8 +31,13 @@ def _row(metrics: dict[str, float], m: str) -> dict[str, float | str]:
     return row
 
 
-def write_reports(ctx: RunContext, cfg: SwitchableCycleGANConfig, values: dict, metrics: dict[str, float],
-                  examples: dict[str, torch.Tensor]) -> None:
+def write_reports(
+    ctx: RunContext,
+    cfg: SwitchableCycleGANConfig,
+    values: dict,
+    metrics: dict[str, float],
+    examples: dict[str, torch.Tensor],
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,26 +55,45 @@ def write_reports(ctx: RunContext, cfg: SwitchableCycleGANConfig, values: dict, 
     cmp = []
     for ref in ("cyclegan", "rl"):
         if f"vs_{ref}/d_sharpness" in metrics:
-            parts = [f"{k} {metrics[f'vs_{ref}/d_{k}']:+.3f} +- {metrics[f'vs_{ref}/d_{k}_se']:.3f}"
-                     for k in ("psnr", "ssim", "sharpness") if f"vs_{ref}/d_{k}" in metrics]
+            parts = [
+                f"{k} {metrics[f'vs_{ref}/d_{k}']:+.3f} +- {metrics[f'vs_{ref}/d_{k}_se']:.3f}"
+                for k in ("psnr", "ssim", "sharpness")
+                if f"vs_{ref}/d_{k}" in metrics
+            ]
             cmp.append(f"- switchable (alpha=1) minus {ref}: " + ", ".join(parts))
     md = [
-        "# Switchable CycleGAN for 3-D ultrasound (arXiv 2112.02896): results", "",
+        "# Switchable CycleGAN for 3-D ultrasound (arXiv 2112.02896): results",
+        "",
         f"Held-out synthetic volumes {cfg.data.size}^3, {int(metrics['slices'])} degraded test slices "
         f"(elevational-lateral and elevational-axial planes), elevational blur sigma {cfg.data.sigma_elevational:g} voxels, "
         f"noise {cfg.data.noise_std:g}. PSNR in dB (data range 1); sharpness = 1e3 x mean squared elevational "
         "finite difference (no-reference). d_* = paired mean difference to the degraded input over the test slices, "
         "+- its SE (the larger of the per-slice and the per-volume-cluster SE). RL = Richardson-Lucy "
-        f"({cfg.eval.rl_iterations} iterations) given the true PSF.", "",
-        df.to_markdown(index=False, floatfmt=".3f"), "",
-        "## Side by side", "", *cmp,
+        f"({cfg.eval.rl_iterations} iterations) given the true PSF.",
+        "",
+        df.to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## Side by side",
+        "",
+        *cmp,
         f"- parameters: switchable generator {metrics['params/switchable']:.0f} (one network, both directions); "
-        + (f"CycleGAN {2 * metrics['params/cyclegan_one_generator']:.0f} (two generators)" if "params/cyclegan_one_generator" in metrics else ""),
+        + (
+            f"CycleGAN {2 * metrics['params/cyclegan_one_generator']:.0f} (two generators)"
+            if "params/cyclegan_one_generator" in metrics
+            else ""
+        ),
         f"- monotone in alpha: worst step PSNR {metrics.get('monotone/psnr_worst_step_z', float('nan')):.2f} SE, "
         f"sharpness {metrics.get('monotone/sharpness_worst_step_z', float('nan')):.2f} SE; "
-        f"alpha 0 -> 1 sharpness range {metrics.get('monotone/sharpness_range_z', float('nan')):.1f} SE", "",
-        "## Gate", "", f"**{'passed' if verdict.passed else 'NOT passed'}**" + "".join(f"\n- {r}" for r in verdict.reasons), "",
-        "## The paper's claim", "", PAPER_CLAIM, "",
+        f"alpha 0 -> 1 sharpness range {metrics.get('monotone/sharpness_range_z', float('nan')):.1f} SE",
+        "",
+        "## Gate",
+        "",
+        f"**{'passed' if verdict.passed else 'NOT passed'}**" + "".join(f"\n- {r}" for r in verdict.reasons),
+        "",
+        "## The paper's claim",
+        "",
+        PAPER_CLAIM,
+        "",
     ]
     (out / "results.md").write_text("\n".join(md))
 

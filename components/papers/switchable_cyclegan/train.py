@@ -48,8 +48,12 @@ class CycleState:
         self.gens = {n: build_generator(m, heads=kind == "switchable").to(ctx.device) for n in names}
         self.discs = {n: build_discriminator(m).to(ctx.device) for n in ("D_A", "D_B")}
         betas = (t.beta1, 0.999)
-        self.opt_g = torch.optim.Adam(itertools.chain(*(g.parameters() for g in self.gens.values())), lr=t.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(itertools.chain(*(d.parameters() for d in self.discs.values())), lr=t.lr, betas=betas)
+        self.opt_g = torch.optim.Adam(
+            itertools.chain(*(g.parameters() for g in self.gens.values())), lr=t.lr, betas=betas
+        )
+        self.opt_d = torch.optim.Adam(
+            itertools.chain(*(d.parameters() for d in self.discs.values())), lr=t.lr, betas=betas
+        )
         self.scalers = {k: torch.amp.GradScaler("cuda", enabled=ctx.use_amp) for k in ("g", "d")}
         self.pools = {k: ImagePool(t.pool_size, t.pool_prob) for k in ("a", "b")}
         self.device = ctx.device
@@ -64,7 +68,8 @@ class CycleState:
     def state(self) -> dict[str, Any]:
         return {
             "nets": {k: v.state_dict() for k, v in {**self.gens, **self.discs}.items()},
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "pools": {k: p.state() for k, p in self.pools.items()},
         }
@@ -80,7 +85,9 @@ class CycleState:
             p.load(state["pools"][k], self.device)
 
 
-def train_step(st: CycleState, a: torch.Tensor, b: torch.Tensor, cfg: SwitchableCycleGANConfig, gen: torch.Generator, amp: bool) -> dict[str, float]:
+def train_step(
+    st: CycleState, a: torch.Tensor, b: torch.Tensor, cfg: SwitchableCycleGANConfig, gen: torch.Generator, amp: bool
+) -> dict[str, float]:
     """One generator step and one discriminator step (Model.py ``optimize_parameters``)."""
     t = cfg.train
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
@@ -107,8 +114,13 @@ def train_step(st: CycleState, a: torch.Tensor, b: torch.Tensor, cfg: Switchable
     st.scalers["d"].scale(loss_d).backward()
     st.scalers["d"].step(st.opt_d)
     st.scalers["d"].update()
-    return {"g": float(loss_g.detach()), "d": float(loss_d.detach()), "cycle": float(parts["cycle"]),
-            "identity": float(parts["identity"]), "gan": float(parts["gan"])}
+    return {
+        "g": float(loss_g.detach()),
+        "d": float(loss_d.detach()),
+        "cycle": float(parts["cycle"]),
+        "identity": float(parts["identity"]),
+        "gan": float(parts["gan"]),
+    }
 
 
 def phases(cfg: SwitchableCycleGANConfig) -> list[tuple[str, int]]:
@@ -156,16 +168,35 @@ def train(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
             ctx.logger.log_metrics(logged, step=step + 1)
             running = {}
         if step + 1 == ends[idx]:  # phase done: keep its generators, start the next phase
-            done[current.kind] = {f"{n}.{k}": v.detach().cpu() for n, g in current.gens.items() for k, v in g.state_dict().items()}
+            done[current.kind] = {
+                f"{n}.{k}": v.detach().cpu() for n, g in current.gens.items() for k, v in g.state_dict().items()
+            }
             idx += 1
             current = CycleState(plan[idx][0], cfg, ctx, cfg.seed + idx) if idx < len(plan) else None
         if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
-            state = {"current": current.state() if current else {}, "generator": gen.get_state(), "done": done, "history": history}
+            state = {
+                "current": current.state() if current else {},
+                "generator": gen.get_state(),
+                "done": done,
+                "history": history,
+            }
             ckpt.save(step + 1, state, snapshot)
 
     for kind, folder in (("switchable", ctx.model_dir), ("cyclegan", ctx.model_root / "baseline")):
         if kind in done:
-            export_model(folder, done[kind], {"paper": "switchable_cyclegan", "kind": kind, "model": model_config(cfg),
-                                              "sigma_elevational": cfg.data.sigma_elevational})
-    log_loss_figure(ctx.logger, {k: v for k, v in history.items() if k.endswith(("_cycle", "_identity", "_d"))},
-                    "loss", "switchable CycleGAN vs CycleGAN training")
+            export_model(
+                folder,
+                done[kind],
+                {
+                    "paper": "switchable_cyclegan",
+                    "kind": kind,
+                    "model": model_config(cfg),
+                    "sigma_elevational": cfg.data.sigma_elevational,
+                },
+            )
+    log_loss_figure(
+        ctx.logger,
+        {k: v for k, v in history.items() if k.endswith(("_cycle", "_identity", "_d"))},
+        "loss",
+        "switchable CycleGAN vs CycleGAN training",
+    )

@@ -24,8 +24,17 @@ def test_ccdf_stops_after_the_budget_and_runs_unchanged_without_it() -> None:
     y = op.A(x0)
     checks = iter(range(100))
     with pytest.raises(TimeoutError, match="after 3 network evaluations"):
-        ccdf(eps, x0, op, y, ABAR, steps=20, t0=1.0, generator=torch.Generator().manual_seed(0),
-             should_stop=lambda: next(checks) >= 3)
+        ccdf(
+            eps,
+            x0,
+            op,
+            y,
+            ABAR,
+            steps=20,
+            t0=1.0,
+            generator=torch.Generator().manual_seed(0),
+            should_stop=lambda: next(checks) >= 3,
+        )
     assert len(calls) == 3
     a, nfe = ccdf(eps, x0, op, y, ABAR, steps=20, t0=0.5, generator=torch.Generator().manual_seed(0))
     b, _ = ccdf(

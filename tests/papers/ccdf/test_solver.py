@@ -50,7 +50,9 @@ def test_ccdf_runs_n_prime_steps_and_ends_consistent(task: str) -> None:
     x = truth_batch()
     op, y = simulate(task, x, TaskConfig(), torch.Generator().manual_seed(1))
     eps = gaussian_eps(torch.zeros(()), 0.3)
-    out, nfe = ccdf(eps, simple_init(task, op, y), op, y, ABAR, steps=100, t0=0.2, generator=torch.Generator().manual_seed(2))
+    out, nfe = ccdf(
+        eps, simple_init(task, op, y), op, y, ABAR, steps=100, t0=0.2, generator=torch.Generator().manual_seed(2)
+    )
     assert nfe == 20 and out.shape == x.shape
     resid = (op.A(out) - y).abs().max()
     assert float(resid) < (1e-4 if task != "mri" else 0.2 * float(y.abs().max()))  # MRI: replacement + real part
@@ -67,7 +69,10 @@ def test_coming_closer_beats_starting_from_noise() -> None:
     eps = gaussian_eps(torch.zeros(()), 0.3)
     err = lambda z: float((z - x).pow(2).mean())
     d = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
-    outs = [ccdf(eps, x + a * d, op, y, ABAR, steps=100, t0=0.05, generator=torch.Generator().manual_seed(5))[0] for a in (0.05, 0.3)]
+    outs = [
+        ccdf(eps, x + a * d, op, y, ABAR, steps=100, t0=0.05, generator=torch.Generator().manual_seed(5))[0]
+        for a in (0.05, 0.3)
+    ]
     out_noise, _ = from_noise(eps, tuple(x.shape), op, y, ABAR, steps=5, generator=torch.Generator().manual_seed(5))
     assert err(outs[0]) < err(outs[1]) < err(out_noise)
 

@@ -54,7 +54,9 @@ def runs(x0_hat: torch.Tensor, op, y: torch.Tensor, t0: float) -> torch.Tensor:
     """CCDF from ``x0_hat`` ``(1, 1, H, W)`` as a batch of SEEDS independent sampler draws; the same
     generator seed in every call, so run b of one call and run b of another share their noise."""
     rep = lambda z: z.expand(SEEDS, *z.shape[1:])
-    return ccdf(gaussian_eps, rep(x0_hat), op, rep(y), ABAR, steps=STEPS, t0=t0, generator=torch.Generator().manual_seed(7))[0]
+    return ccdf(
+        gaussian_eps, rep(x0_hat), op, rep(y), ABAR, steps=STEPS, t0=t0, generator=torch.Generator().manual_seed(7)
+    )[0]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,9 @@ def test_coupled_error_contracts_as_the_bound(truth_and_error, with_dc: bool) ->
     for t0 in T0S:
         d = rms(runs(x + eps0, op, y, t0) - runs(x, op, y, t0))  # (SEEDS,) coupled distances
         b = contraction_bound(n_prime(t0, STEPS)) * float(rms(eps0))
-        assert float(d.max()) <= b * (1 + 1e-4) + 1e-6, f"t0={t0}: coupled distance {float(d.max()):.4g} over the bound {b:.4g}"
+        assert float(d.max()) <= b * (1 + 1e-4) + 1e-6, (
+            f"t0={t0}: coupled distance {float(d.max()):.4g} over the bound {b:.4g}"
+        )
         if not with_dc:  # a linear map: the bound is attained
             assert torch.allclose(d, torch.full_like(d, b), rtol=1e-3)
         measured.append(float(d.mean()))

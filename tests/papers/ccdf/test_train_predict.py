@@ -136,11 +136,25 @@ def test_real_data_paths(tmp_path: Path) -> None:
     assert slices["vol.npy"].shape == (2, 16, 16) and slices["slice.npy"].shape == (1, 16, 16)
     assert all(0 <= s.min() and s.max() <= 1 + 1e-6 for s in slices.values())
     cfg = tiny_cfg()
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
-        "source": "folder", "path": str(imgs), "mri_source": "npy", "mri_path": str(mri), "eval_images": 1})})
+    cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(
+                update={
+                    "source": "folder",
+                    "path": str(imgs),
+                    "mri_source": "npy",
+                    "mri_path": str(mri),
+                    "eval_images": 1,
+                }
+            )
+        }
+    )
     ctx = RunContext("ccdf", tmp_path / "run", seed=0)
     PAPER.prepare(cfg, ctx)
-    assert (ctx.data_dir / "train_mri.npy").is_file() and np.load(ctx.data_dir / "eval_natural.npy").shape[1:] == (16, 16)
+    assert (ctx.data_dir / "train_mri.npy").is_file() and np.load(ctx.data_dir / "eval_natural.npy").shape[1:] == (
+        16,
+        16,
+    )
     np.save(mri / "bad.npy", np.array(["a", "b"]))
     with pytest.raises(ValueError):
         load_npy_slices(mri, 16)
@@ -167,8 +181,18 @@ def test_nifti_loader_and_slice_split(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_nifti_slices(tmp_path / "missing.nii", 16)
     cfg = tiny_cfg()
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
-        "mri_path": str(path), "mri_train_slices": (0, 3), "mri_val_slices": (5, 5), "mri_test_slices": (7, 8)})})
+    cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(
+                update={
+                    "mri_path": str(path),
+                    "mri_train_slices": (0, 3),
+                    "mri_val_slices": (5, 5),
+                    "mri_test_slices": (7, 8),
+                }
+            )
+        }
+    )
     ctx = RunContext("ccdf", tmp_path / "run", seed=0)
     PAPER.prepare(cfg, ctx)
     import json

@@ -23,8 +23,13 @@ SMALL = {
     "model": {"width": 4, "proj_dim": 16},
     "sgld": {"iters": 2, "buffer_size": 64},
     "moco": {"queue_size": 32, "key_momentum": 0.9},
-    "train": {"batch_sizes": [32], "seeds": [0, 1], "steps": 4, "snapshots": 2,
-              "methods": ["ebclr", "ebclr_lambda2_0", "moco"]},
+    "train": {
+        "batch_sizes": [32],
+        "seeds": [0, 1],
+        "steps": 4,
+        "snapshots": 2,
+        "methods": ["ebclr", "ebclr_lambda2_0", "moco"],
+    },
     "eval": {"probe_epochs": 10},
 }
 

@@ -77,7 +77,7 @@ def test_antithetic_estimate_has_the_same_mean_and_far_less_gradient_noise() -> 
     from components.papers.noise2score.losses import ardae_loss
 
     g = torch.Generator().manual_seed(1)
-    y = (M + V**0.5 * torch.randn(64, 1, 4, 4, generator=g, dtype=torch.float64))
+    y = M + V**0.5 * torch.randn(64, 1, 4, 4, generator=g, dtype=torch.float64)
     sa = torch.full((64,), 1e-3, dtype=torch.float64)
     w = torch.tensor(-50.0, dtype=torch.float64, requires_grad=True)  # s(z) = w (z - M), optimum -1/V = -100
     draws = {}

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from components.papers.noise2score.estimate import (
-    SLOPE_THRESHOLDS, estimate_family, estimate_level, estimate_level_curvature, estimate_power,
-    estimate_power_curvature, estimate_power_slope, family_from_power, fit_curvature,
+    SLOPE_THRESHOLDS,
+    estimate_family,
+    estimate_level,
+    estimate_level_curvature,
+    estimate_power,
+    estimate_power_curvature,
+    estimate_power_slope,
+    family_from_power,
+    fit_curvature,
 )
 from components.papers.noise2score.noise import add_noise, dispersion
 
@@ -32,8 +39,10 @@ MU = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0), dtype=
 POWER = {"gaussian": 0.0, "poisson": 1.0, "gamma": 2.0}
 
 
-@pytest.mark.parametrize(("family", "level"), [("gaussian", 25.0), ("gaussian", 50.0), ("poisson", 0.01),
-                                               ("poisson", 0.05), ("gamma", 100.0), ("gamma", 50.0)])
+@pytest.mark.parametrize(
+    ("family", "level"),
+    [("gaussian", 25.0), ("gaussian", 50.0), ("poisson", 0.01), ("poisson", 0.05), ("gamma", 100.0), ("gamma", 50.0)],
+)
 def test_level_is_recovered_from_the_score(family: str, level: float) -> None:
     y = add_noise(MU, family, level, torch.Generator().manual_seed(1))
     score = saddle_point_score(MU, POWER[family], dispersion(family, level))
@@ -49,18 +58,32 @@ def test_power_classifies_gaussian_from_the_exact_score(level: float, seed: int)
     # paper's README, "what we found"), so only the Gaussian case is asserted.
     mu = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 0.8 + 0.1
     y = add_noise(mu, "gaussian", level, torch.Generator().manual_seed(seed + 10))
-    p = estimate_power(saddle_point_score(mu, 0.0, dispersion("gaussian", level)), y, 1e-5,
-                       torch.Generator().manual_seed(seed + 20))
+    p = estimate_power(
+        saddle_point_score(mu, 0.0, dispersion("gaussian", level)), y, 1e-5, torch.Generator().manual_seed(seed + 20)
+    )
     assert family_from_power(p) == "gaussian", p
 
 
 def test_family_thresholds() -> None:
     assert [family_from_power(p) for p in (-1.0, 0.5, 0.95, 1.5, 1.9, 3.0)] == [
-        "gaussian", "gaussian", "poisson", "poisson", "gamma", "gamma"]
+        "gaussian",
+        "gaussian",
+        "poisson",
+        "poisson",
+        "gamma",
+        "gamma",
+    ]
     assert family_from_power(math.nan) == "gaussian"
 
 
-SETTINGS = [("gaussian", 25.0), ("gaussian", 50.0), ("poisson", 0.01), ("poisson", 0.05), ("gamma", 100.0), ("gamma", 50.0)]
+SETTINGS = [
+    ("gaussian", 25.0),
+    ("gaussian", 50.0),
+    ("poisson", 0.01),
+    ("poisson", 0.05),
+    ("gamma", 100.0),
+    ("gamma", 50.0),
+]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -125,7 +148,9 @@ def test_curvature_fit_sees_through_the_smoothing_offset(family: str, level: flo
     assert family_from_power(p, SLOPE_THRESHOLDS) == family, p
     if family != "gaussian":
         assert abs(p - POWER[family]) < 0.25 and c_hat == pytest.approx(c, rel=0.3)
-        assert estimate_level_curvature(score, y, family, 1e-5, torch.Generator().manual_seed(5)) == pytest.approx(level, rel=0.1)
+        assert estimate_level_curvature(score, y, family, 1e-5, torch.Generator().manual_seed(5)) == pytest.approx(
+            level, rel=0.1
+        )
 
 
 def test_slope_fit_is_fooled_by_the_offset() -> None:
@@ -139,7 +164,11 @@ def test_slope_fit_is_fooled_by_the_offset() -> None:
 def test_fit_curvature_known_answer_and_degenerate_offset() -> None:
     yb = torch.linspace(0.1, 0.9, 10, dtype=torch.float64)
     p, phi, c = fit_curvature(yb, 0.002 + 0.03 * yb**2)
-    assert p == pytest.approx(2.0, abs=0.051) and phi == pytest.approx(0.03, rel=0.05) and c == pytest.approx(0.002, rel=0.1)
+    assert (
+        p == pytest.approx(2.0, abs=0.051)
+        and phi == pytest.approx(0.03, rel=0.05)
+        and c == pytest.approx(0.002, rel=0.1)
+    )
     # flat v: c and phi y^p cannot be told apart; the fit says p = 0 and puts it all in phi
     p, phi, c = fit_curvature(yb, torch.full_like(yb, 0.01))
     assert p == 0.0 and phi == pytest.approx(0.01) and c == 0.0

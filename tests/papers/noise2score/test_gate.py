@@ -12,10 +12,20 @@ def per_image(gain: float, jitter: float, called) -> pd.DataFrame:
     rows = []
     for family, level in EVAL_SETTINGS:
         for i in range(6):
-            rows.append({"setting": f"{family}_{level:g}", "family": family, "level": level, "image": f"im{i}",
-                         "power": 0.0, "family_paper": called(family, i), "family_blind": "gaussian",
-                         "psnr_noisy": 20.0 + i, "psnr_n2s": 20.0 + i + gain + jitter * (-1) ** i,
-                         "psnr_gauss": 25.0 + i})
+            rows.append(
+                {
+                    "setting": f"{family}_{level:g}",
+                    "family": family,
+                    "level": level,
+                    "image": f"im{i}",
+                    "power": 0.0,
+                    "family_paper": called(family, i),
+                    "family_blind": "gaussian",
+                    "psnr_noisy": 20.0 + i,
+                    "psnr_n2s": 20.0 + i + gain + jitter * (-1) ** i,
+                    "psnr_gauss": 25.0 + i,
+                }
+            )
     return pd.DataFrame(rows)
 
 

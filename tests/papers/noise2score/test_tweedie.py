@@ -38,8 +38,13 @@ def test_poisson_close_to_posterior_mean_at_high_counts() -> None:
     y = zeta * counts
 
     def log_p(c: torch.Tensor) -> torch.Tensor:
-        return (torch.lgamma(c + alpha) - torch.lgamma(c + 1) - math.lgamma(alpha)
-                + alpha * math.log(beta / (beta + 1)) - c * math.log(beta + 1))
+        return (
+            torch.lgamma(c + alpha)
+            - torch.lgamma(c + 1)
+            - math.lgamma(alpha)
+            + alpha * math.log(beta / (beta + 1))
+            - c * math.log(beta + 1)
+        )
 
     c = counts.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(log_p(c).sum(), c)

@@ -63,7 +63,9 @@ def test_image_pool_fills_then_swaps() -> None:
     new = torch.full((2, 1, 1, 1), 9.0)
     out = pool.query(new, gen)
     assert set(out.flatten().tolist()) <= {0.0, 1.0, 2.0, 9.0} and 9.0 in pool.images.flatten().tolist()
-    assert pool.images.shape[0] == 3 and out.flatten().tolist().count(9.0) <= 1  # 9 returned only if swapped in then drawn
+    assert (
+        pool.images.shape[0] == 3 and out.flatten().tolist().count(9.0) <= 1
+    )  # 9 returned only if swapped in then drawn
     always_new = ImagePool(2, prob=1.0)
     always_new.query(first[:2], gen)
     assert torch.equal(always_new.query(new, gen), new) and torch.equal(always_new.images, first[:2])
@@ -101,7 +103,9 @@ def test_lsgan_and_generator_loss_known_values() -> None:
     assert float(lsgan_discriminator(ones, zeros)) == 0.0 and float(lsgan_discriminator(zeros, ones)) == 1.0
     a, b = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
     ident = lambda t: t  # noqa: E731
-    total, parts = generator_loss(a, b, ident, ident, lambda t: torch.zeros(2, 1), lambda t: torch.zeros(2, 1), 1, 10, 5)
+    total, parts = generator_loss(
+        a, b, ident, ident, lambda t: torch.zeros(2, 1), lambda t: torch.zeros(2, 1), 1, 10, 5
+    )
     assert float(parts["cycle"]) == 0 and float(parts["identity"]) == 0 and float(total) == pytest.approx(2.0)
     shift = lambda t: t + 0.1  # noqa: E731
     total, parts = generator_loss(a, b, shift, ident, lambda t: torch.ones(1), lambda t: torch.ones(1), 1, 10, 5)

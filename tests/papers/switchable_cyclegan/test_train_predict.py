@@ -30,7 +30,9 @@ class Crash(Exception):
 
 def tiny_cfg(**train):
     cfg = load_params(ROOT / "params.yaml", scale="smoke").config(NAME)
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 8, "baseline_steps": 6, "checkpoint_every": 3, **train})})
+    return cfg.model_copy(
+        update={"train": cfg.train.model_copy(update={"steps": 8, "baseline_steps": 6, "checkpoint_every": 3, **train})}
+    )
 
 
 def crash_after(n: int):
@@ -58,7 +60,9 @@ class Recorder:
 def _weights(root: Path) -> dict:
     out = {}
     for sub in ("model", "baseline"):
-        out.update({f"{sub}/{k}": v for k, v in load_file(str(root / "models" / NAME / sub / "model.safetensors")).items()})
+        out.update(
+            {f"{sub}/{k}": v for k, v in load_file(str(root / "models" / NAME / sub / "model.safetensors")).items()}
+        )
     return out
 
 
@@ -112,7 +116,12 @@ def test_kill_9_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     crashed, straight = tmp_path / "a", tmp_path / "b"
     for root in (crashed, straight):
         assert _run([str(root), str(steps), "prepare"]).wait() == 0
-    proc = _run([str(crashed), str(steps), "train"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = _run(
+        [str(crashed), str(steps), "train"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     folder = crashed / "models" / NAME / "checkpoints"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -156,10 +165,15 @@ def test_predict_shapes_and_errors(trained) -> None:
     baseline = PAPER.load(root / "models" / NAME / "baseline")
     assert predict(baseline, s).shape == s.shape
     bad = [
-        lambda: predict(model, s, 1.5), lambda: predict(model, s, float("nan")), lambda: predict(model, s, True),
-        lambda: predict(model, np.full((8, 8), np.nan, np.float32)), lambda: predict(model, s * 3),
-        lambda: predict(model, rng.random((2000, 8))), lambda: predict(model, rng.random((300, 8, 8))),
-        lambda: predict(model, rng.random((3, 8))), lambda: predict(model, rng.random((4, 4, 4, 4))),
+        lambda: predict(model, s, 1.5),
+        lambda: predict(model, s, float("nan")),
+        lambda: predict(model, s, True),
+        lambda: predict(model, np.full((8, 8), np.nan, np.float32)),
+        lambda: predict(model, s * 3),
+        lambda: predict(model, rng.random((2000, 8))),
+        lambda: predict(model, rng.random((300, 8, 8))),
+        lambda: predict(model, rng.random((3, 8))),
+        lambda: predict(model, rng.random((4, 4, 4, 4))),
         lambda: predict(model, np.array([["a"] * 8] * 8)),
     ]
     for fn in bad:
@@ -168,8 +182,15 @@ def test_predict_shapes_and_errors(trained) -> None:
 
 
 def test_gate_reads_the_claim() -> None:
-    good = {"has_truth": 1.0, "gate/z": 2.0, "alpha_1/d_psnr": 1.0, "alpha_1/d_psnr_se": 0.1,
-            "monotone/psnr_worst_step_z": 0.5, "monotone/sharpness_worst_step_z": 3.0, "monotone/sharpness_range_z": 9.0}
+    good = {
+        "has_truth": 1.0,
+        "gate/z": 2.0,
+        "alpha_1/d_psnr": 1.0,
+        "alpha_1/d_psnr_se": 0.1,
+        "monotone/psnr_worst_step_z": 0.5,
+        "monotone/sharpness_worst_step_z": 3.0,
+        "monotone/sharpness_range_z": 9.0,
+    }
     assert gate(good).passed
     assert not gate({**good, "alpha_1/d_psnr_se": 0.6}).passed  # gain within noise
     assert not gate({**good, "monotone/psnr_worst_step_z": -2.5}).passed  # falls along alpha
@@ -191,7 +212,9 @@ def test_real_data_paths(tmp_path: Path) -> None:
         Image.fromarray((rng.random((24, 30, 3)) * 255).astype(np.uint8)).save(imgs / f"im{i}.png")
     np.save(imgs / "im2.npy", rng.random((20, 20)))
     cfg = load_params(ROOT / "params.yaml", scale="smoke").config(NAME)
-    data = cfg.data.model_copy(update={"source": "folder", "volumes_path": str(vols), "images_path": str(imgs), "test_volumes": 1})
+    data = cfg.data.model_copy(
+        update={"source": "folder", "volumes_path": str(vols), "images_path": str(imgs), "test_volumes": 1}
+    )
     cfg = cfg.model_copy(update={"data": data, "train": cfg.train.model_copy(update={"steps": 2, "baseline_steps": 0})})
     ctx = RunContext(NAME, tmp_path / "run", seed=0)
     PAPER.prepare(cfg, ctx)
