@@ -105,7 +105,8 @@ def select_on_validation(
             scores[(init, t0)] = float(psnr_per_image(((out.float() + 1) / 2).clamp(0, 1), (xv + 1) / 2).mean())
     if not scores:
         raise ValueError(
-            f"no (init, t0) candidate for {base}: eval.inits {cfg.eval.inits}, t0s {cfg.eval.t0s}, max N' {cfg.eval.max_gate_steps}"
+            f"no (init, t0) candidate for {base}: eval.inits {cfg.eval.inits}, t0s {cfg.eval.t0s},"
+            f" max N' {cfg.eval.max_gate_steps}"
         )
     init, t0 = max(scores, key=scores.get)
     return {"tv_lambda": lam, "tv_scores": tv_scores, "init": init, "t0": t0, "scores": scores}
@@ -164,7 +165,7 @@ def run_task(
     per = {k: _per_image(o, x[: len(o)], base, op) for k, (o, _, _, _) in results.items()}
     rows = []
     ref = per[chosen]["psnr"]
-    for k, (o, nfe, wall, n) in results.items():
+    for k, (_, nfe, wall, n) in results.items():
         m = per[k]
         d = ref[:n] - m["psnr"]
         dw = per[chosen]["swd"][:n] - m["swd"]

@@ -35,10 +35,14 @@ from components.papers.switchable_cyclegan.predict import enhance_slices
 
 
 def test_slices(volume: np.ndarray, count: int) -> list[np.ndarray]:
-    """Two stacks: ``count`` evenly spaced elevational-lateral planes ``(n, E, L)`` and elevational-axial ``(n, E, A)``."""
+    """Two stacks of ``count`` evenly spaced planes.
+
+    Returns:
+        ``[(n, E, L) elevational-lateral, (n, E, A) elevational-axial]``.
+    """
     ia = np.unique(np.linspace(0, volume.shape[1] - 1, count).round().astype(int))
     il = np.unique(np.linspace(0, volume.shape[2] - 1, count).round().astype(int))
-    return [np.stack([volume[:, a, :] for a in ia]), np.stack([volume[:, :, l] for l in il])]
+    return [np.stack([volume[:, a, :] for a in ia]), np.stack([volume[:, :, lat] for lat in il])]
 
 
 def richardson_lucy(x: torch.Tensor, psf: np.ndarray, iterations: int) -> torch.Tensor:
@@ -78,7 +82,7 @@ def evaluate(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> dict[str, float]
     groups, examples = [], {}
     has_truth = True
     tests = load_test(ctx.data_dir)
-    for v, (name, degraded, truth) in enumerate(ctx.progress(tests, total=len(tests), desc="evaluate")):
+    for v, (_name, degraded, truth) in enumerate(ctx.progress(tests, total=len(tests), desc="evaluate")):
         has_truth &= truth is not None
         truths = test_slices(truth, cfg.data.eval_slices) if truth is not None else [None, None]
         for plane, (xs, ys) in enumerate(zip(test_slices(degraded, cfg.data.eval_slices), truths, strict=True)):
