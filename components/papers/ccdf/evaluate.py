@@ -27,6 +27,7 @@ import torch
 
 from components.blocks.metrics.distribution import sliced_wasserstein
 from components.blocks.metrics.image import psnr_per_image, ssim
+from components.blocks.physics.operators import FourierSampling, Masking
 from components.blocks.physics.tv import tune_lambda
 from components.contract import Gate, RunContext
 from components.papers.ccdf.config import CCDFConfig, TaskConfig
@@ -108,7 +109,7 @@ def select_on_validation(
             f"no (init, t0) candidate for {base}: eval.inits {cfg.eval.inits}, t0s {cfg.eval.t0s},"
             f" max N' {cfg.eval.max_gate_steps}"
         )
-    init, t0 = max(scores, key=scores.get)
+    init, t0 = max(scores, key=scores.__getitem__)
     return {"tv_lambda": lam, "tv_scores": tv_scores, "init": init, "t0": t0, "scores": scores}
 
 
@@ -149,7 +150,11 @@ def run_task(
     results[f"noise N={npr}"] = (out, nfe, time.perf_counter() - start, len(x))
     if base in cfg.eval.full_tasks or label in cfg.eval.full_tasks:
         n = min(cfg.eval.full_count, len(x))
-        sub_op = op if base == "sr" else type(op)(op.mask[:n])
+        if base == "sr":
+            sub_op = op
+        else:  # inpaint / mri: a per-image mask, keep the first n
+            assert isinstance(op, Masking | FourierSampling)
+            sub_op = type(op)(op.mask[:n])
         start = time.perf_counter()
         out, nfe = from_noise(
             model.eps,

@@ -186,6 +186,7 @@ def fit_curvature(
         sse = float(((a @ coef - b) ** 2).sum())
         if best is None or sse < best[0] - 1e-12:
             best = (sse, p, float(coef[1]), float(coef[0]))
+    assert best is not None, "powers must not be empty"
     _, p, phi, c = best
     ym, lo, hi = float(yb.median()), float(yb.min()), float(yb.max())
     rise = phi * (hi**p - lo**p) / max(c + phi * ym**p, 1e-300)

@@ -19,6 +19,7 @@ above alpha = 0 beyond noise (the control acts).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -54,7 +55,9 @@ def richardson_lucy(x: torch.Tensor, psf: np.ndarray, iterations: int) -> torch.
     from skimage.restoration import richardson_lucy as rl
 
     r = (psf.shape[0] - 1) // 2
-    mode = "reflect" if x.shape[-2] > r else "edge"  # reflect needs more rows than the PSF radius
+    mode: Literal["reflect", "edge"] = (
+        "reflect" if x.shape[-2] > r else "edge"
+    )  # reflect needs more rows than the PSF radius
     out = [
         rl(np.pad(s[0].double().numpy(), ((r, r), (0, 0)), mode=mode), psf, num_iter=iterations, clip=True)[r:-r]
         for s in x
@@ -63,7 +66,9 @@ def richardson_lucy(x: torch.Tensor, psf: np.ndarray, iterations: int) -> torch.
 
 
 def _ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return structural_similarity_index_measure(pred.clamp(0, 1), target, data_range=1.0, reduction="none").reshape(-1)
+    s = structural_similarity_index_measure(pred.clamp(0, 1), target, data_range=1.0, reduction="none")
+    assert isinstance(s, torch.Tensor)  # a tuple only with return_full_image=True
+    return s.reshape(-1)
 
 
 def method_names(cfg: SwitchableCycleGANConfig) -> list[str]:
