@@ -113,4 +113,4 @@ def tune_lambda(
         float(lam): float((tv_reconstruct(op, y, lam, iters=iters, bounds=bounds) - truth).pow(2).mean())
         for lam in lams
     }
-    return min(scores, key=scores.get), scores
+    return min(scores, key=scores.__getitem__), scores

@@ -19,7 +19,10 @@ from components.papers.ccdf.train import train
 PAPER = Paper(
     name="ccdf",
     arxiv="2112.05146",
-    title="Come-Closer-Diffuse-Faster: Accelerating Conditional Diffusion Models for Inverse Problems through Stochastic Contraction",
+    title=(
+        "Come-Closer-Diffuse-Faster: Accelerating Conditional Diffusion Models"
+        " for Inverse Problems through Stochastic Contraction"
+    ),
     config=CCDFConfig,
     prepare=prepare,
     train=train,

@@ -174,7 +174,8 @@ class CCDFConfig(PaperConfig):
         for side in (self.data.size, self.data.train_size):
             if side % mult or side % self.task.sr_factor or side % 2**self.model.init_depth:
                 raise ValueError(
-                    f"data.size and data.train_size ({side}) must be multiples of {mult}, of task.sr_factor and of 2**init_depth"
+                    f"data.size and data.train_size ({side}) must be multiples of {mult},"
+                    " of task.sr_factor and of 2**init_depth"
                 )
         if self.data.train_size > self.data.size:
             raise ValueError("data.train_size must not exceed data.size")

@@ -115,7 +115,11 @@ def _patches(images: list[np.ndarray], size: int, count: int, gen: torch.Generat
 
 def _natural(cfg: CCDFConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     d = cfg.data
-    images = _grey(dict(skimage_images() if d.source == "skimage" else folder_images(d.path)))
+    if d.source == "skimage":
+        images = _grey(dict(skimage_images()))
+    else:
+        assert d.path is not None  # DataConfig._paths
+        images = _grey(dict(folder_images(d.path)))
     names = sorted(images)
     if d.source == "skimage":
         test_names, val_names = list(d.test_photos), list(d.val_photos)
@@ -146,6 +150,7 @@ def _mri(cfg: CCDFConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         val = phantoms(max(1, d.eval_count // 4), d.size, cfg.seed + EVAL_SEED_OFFSET + 1)
         return ph, val, phantoms(d.eval_count, d.size, cfg.seed + EVAL_SEED_OFFSET), {"mri": "phantoms"}
     if d.mri_source == "npy":
+        assert d.mri_path is not None  # DataConfig._paths
         slices = dict(load_npy_slices(d.mri_path, d.size))
         rest, eval_files = split_by_image(sorted(slices), max(1, min(d.eval_images, len(slices) - 2)), cfg.seed)
         train_files, val_files = split_by_image(rest, 1, cfg.seed + 1)

@@ -27,6 +27,7 @@ import torch
 
 from components.blocks.metrics.distribution import sliced_wasserstein
 from components.blocks.metrics.image import psnr_per_image, ssim
+from components.blocks.physics.operators import FourierSampling, Masking
 from components.blocks.physics.tv import tune_lambda
 from components.contract import Gate, RunContext
 from components.papers.ccdf.config import CCDFConfig, TaskConfig
@@ -105,9 +106,10 @@ def select_on_validation(
             scores[(init, t0)] = float(psnr_per_image(((out.float() + 1) / 2).clamp(0, 1), (xv + 1) / 2).mean())
     if not scores:
         raise ValueError(
-            f"no (init, t0) candidate for {base}: eval.inits {cfg.eval.inits}, t0s {cfg.eval.t0s}, max N' {cfg.eval.max_gate_steps}"
+            f"no (init, t0) candidate for {base}: eval.inits {cfg.eval.inits}, t0s {cfg.eval.t0s},"
+            f" max N' {cfg.eval.max_gate_steps}"
         )
-    init, t0 = max(scores, key=scores.get)
+    init, t0 = max(scores, key=scores.__getitem__)
     return {"tv_lambda": lam, "tv_scores": tv_scores, "init": init, "t0": t0, "scores": scores}
 
 
@@ -148,7 +150,11 @@ def run_task(
     results[f"noise N={npr}"] = (out, nfe, time.perf_counter() - start, len(x))
     if base in cfg.eval.full_tasks or label in cfg.eval.full_tasks:
         n = min(cfg.eval.full_count, len(x))
-        sub_op = op if base == "sr" else type(op)(op.mask[:n])
+        if base == "sr":
+            sub_op = op
+        else:  # inpaint / mri: a per-image mask, keep the first n
+            assert isinstance(op, Masking | FourierSampling)
+            sub_op = type(op)(op.mask[:n])
         start = time.perf_counter()
         out, nfe = from_noise(
             model.eps,
@@ -164,7 +170,7 @@ def run_task(
     per = {k: _per_image(o, x[: len(o)], base, op) for k, (o, _, _, _) in results.items()}
     rows = []
     ref = per[chosen]["psnr"]
-    for k, (o, nfe, wall, n) in results.items():
+    for k, (_, nfe, wall, n) in results.items():
         m = per[k]
         d = ref[:n] - m["psnr"]
         dw = per[chosen]["swd"][:n] - m["swd"]

@@ -32,7 +32,7 @@ def bundled_volume_path() -> Path:
     """nibabel's bundled real EPI brain volume (raises if nibabel is not installed)."""
     from nibabel.testing import data_path
 
-    return Path(data_path) / BUNDLED_VOLUME
+    return Path(str(data_path)) / BUNDLED_VOLUME  # data_path: a Traversable, a real folder in nibabel
 
 
 def load_nifti_slices(path: str | Path, size: int, *, time_points: int = 1, percentile: float = 99.5) -> np.ndarray:
@@ -46,13 +46,17 @@ def load_nifti_slices(path: str | Path, size: int, *, time_points: int = 1, perc
         FileNotFoundError / ValueError: no such file, too large, or not a 3-D / 4-D image.
     """
     import nibabel as nib
+    from nibabel.dataobj_images import DataobjImage
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no NIfTI volume at {p}")
     if p.stat().st_size > MAX_NIFTI_BYTES:
         raise ValueError(f"{p} is larger than {MAX_NIFTI_BYTES} bytes")
-    vol = np.abs(np.asarray(nib.load(str(p)).dataobj, dtype=np.float32))
+    img = nib.load(str(p))
+    if not isinstance(img, DataobjImage):  # nib.load is typed FileBasedImage
+        raise ValueError(f"{p}: not an image volume ({type(img).__name__})")
+    vol = np.abs(np.asarray(img.dataobj, dtype=np.float32))
     if vol.ndim == 3:
         vol = vol[..., None]
     if vol.ndim != 4 or min(vol.shape[:3]) < 1:
@@ -63,9 +67,9 @@ def load_nifti_slices(path: str | Path, size: int, *, time_points: int = 1, perc
     sq = np.zeros((t, z, s, s), np.float32)  # (T, Z, S, S): slice planes, padded square
     sq[:, :, (s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = vol.transpose(3, 2, 0, 1)
     out = F.interpolate(torch.from_numpy(sq).reshape(t * z, 1, s, s), size=(size, size), mode="area")
-    out = out.reshape(t, z, size, size).numpy()
-    scale = float(np.percentile(out, percentile)) if out.max() > 0 else 1.0
-    return np.clip(out / max(scale, 1e-12), 0.0, 1.0).astype(np.float32)
+    slices = out.reshape(t, z, size, size).numpy()
+    scale = float(np.percentile(slices, percentile)) if slices.max() > 0 else 1.0
+    return np.clip(slices / max(scale, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
 def split_slices(

@@ -5,7 +5,8 @@ grey, so colour channels are reconstructed as a batch of three grey images. ``st
 ``t0`` the starting time (N' = t0 N network evaluations), defaults from the exported config (the
 paper's N = 100, t0 = 0.2). ``init``: ``network`` (the trained feed-forward initialiser, only at
 its trained SR scale), ``simple`` (bicubic / masked / zero-filled) or ``tv`` (TV-regularised
-reconstruction, ``task.tv_lambda``; the paper's "x0_hat from any solver"). Every call is seeded, so the same request gives the same answer.
+reconstruction, ``task.tv_lambda``; the paper's "x0_hat from any solver"). Every call is seeded, so the
+same request gives the same answer.
 
 MRI: single-coil k-space in the centred orthonormal layout of ``components.blocks.physics.
 operators.fft2c`` (DC at ``(H // 2, W // 2)``), of a real-valued (magnitude-like) image, as the
@@ -195,7 +196,11 @@ def inpaint(
 def simulate_kspace(
     model: CCDFModel, image: np.ndarray, acceleration: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Single-coil k-space of a grey image and a random mask of the model's kind: ``(complex64 (H, W), float32 (H, W))``."""
+    """Single-coil k-space of a grey image and a random mask of the model's kind.
+
+    Returns:
+        ``(complex64 (H, W), float32 (H, W))``: the k-space and the mask.
+    """
     if not (math.isfinite(acceleration) and 1 <= acceleration <= 16):
         raise ValueError(f"acceleration must be in [1, 16], got {acceleration}")
     x = _channels(image).mean(0, keepdim=True)

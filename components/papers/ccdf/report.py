@@ -41,7 +41,8 @@ def _gate_lines(metrics: dict[str, float], tasks: list[str]) -> list[str]:
     z = metrics.get("gate/z", 2.0)
     lines = [
         (
-            "| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise (dB) | - 1000 from noise (dB) | "
+            "| task | chosen on validation (init, t0, N') | CCDF PSNR | - N' from noise (dB) "
+            "| - 1000 from noise (dB) | "
             "- classical, PSNR dB | - classical, patch SWD |"
         ),
         "|---|---|---|---|---|---|---|",
@@ -66,7 +67,8 @@ def _gate_lines(metrics: dict[str, float], tasks: list[str]) -> list[str]:
             f"{c.removeprefix('classical_')}: {fmt(t, c, 'dswd', f'{t}/gate/swd_gated_{c}')}" for c in classical
         )
         lines.append(
-            f"| {t} | {init}, {metrics.get(f'{t}/select/t0', math.nan):g}, {metrics.get(f'{t}/select/n_prime', math.nan):g} | "
+            f"| {t} | {init}, {metrics.get(f'{t}/select/t0', math.nan):g}, "
+            f"{metrics.get(f'{t}/select/n_prime', math.nan):g} | "
             f"{metrics.get(f'{t}/gate/ccdf_psnr', math.nan):.2f} | {fmt(t, 'noise')} **gated** | "
             f"{fmt(t, 'full', 'd', f'{t}/gate/full_gated')} | {cp} | {cs} |"
         )
@@ -103,10 +105,12 @@ def write_reports(
             f"{', '.join(cfg.data.test_photos)} (two views each) for sr / inpaint; real MR slices "
             f"{cfg.data.mri_test_slices[0]}..{cfg.data.mri_test_slices[1]} of the volume (training slices "
             f"{cfg.data.mri_train_slices[0]}..{cfg.data.mri_train_slices[1]}, validation "
-            f"{cfg.data.mri_val_slices[0]}..{cfg.data.mri_val_slices[1]}) for mri_x*. N = {cfg.sampling.steps}, N' = t0 N. "
+            f"{cfg.data.mri_val_slices[0]}..{cfg.data.mri_val_slices[1]}) for mri_x*. "
+            f"N = {cfg.sampling.steps}, N' = t0 N. "
             "PSNR in dB on [0, 1]; SWD = sliced Wasserstein distance of 7x7 patch distributions (x100, lower = closer "
             "texture); null_err = RMSE of the error's null-space part (I - A^+ A)(x_hat - x) (SR only: the part data "
-            "consistency cannot fix); ccdf_minus +- se = paired per-image PSNR difference of the chosen CCDF minus that "
+            "consistency cannot fix); ccdf_minus +- se = paired per-image PSNR difference of the chosen CCDF "
+            "minus that "
             "row, with its standard error, over the row's images (one fixed sampler seed)."
         ),
         "",
@@ -152,13 +156,13 @@ def write_reports(
     ctx.logger.log_figure(fig, "psnr_vs_t0.png")
     plt.close(fig)
 
-    cols = max(len(e) for e in examples.values())
-    fig, axes = plt.subplots(len(examples), cols, figsize=(1.9 * cols, 2.1 * len(examples)), squeeze=False)
+    ncols = max(len(e) for e in examples.values())
+    fig, axes = plt.subplots(len(examples), ncols, figsize=(1.9 * ncols, 2.1 * len(examples)), squeeze=False)
     for row, (t, imgs) in zip(axes, examples.items(), strict=True):
         truth = imgs["truth"]
         for ax in row:
             ax.axis("off")
-        for ax, (label, img) in zip(row, imgs.items()):
+        for ax, (label, img) in zip(row, imgs.items(), strict=False):
             ax.imshow(((img[0, 0].float().cpu() + 1) / 2).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
             mse = float(((img.float().cpu() - truth.cpu()) / 2).pow(2).mean())
             ax.set_title(

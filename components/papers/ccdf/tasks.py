@@ -57,6 +57,7 @@ def make_operator(task: str, shape: tuple[int, ...], tcfg: TaskConfig, generator
 def simple_init(task: str, op: Operator, y: torch.Tensor) -> torch.Tensor:
     """The simple x0_hat of the table above, ``(B, 1, H, W)`` in [-1, 1]."""
     if task == "sr":
+        assert isinstance(op, Downsample)  # simulate("sr", ...) builds a Downsample
         return F.interpolate(y, scale_factor=op.factor, mode="bicubic", align_corners=False).clamp(-1, 1)
     return op.A_adjoint(y).clamp(-1, 1)
 

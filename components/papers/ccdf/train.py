@@ -94,18 +94,18 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     done: dict[str, dict[str, torch.Tensor]] = {}
     history: dict[str, list[float]] = {}
-    step = 0
+    first_step = 0
     resumed = ckpt.latest()
     if resumed is not None:
-        step = int(resumed["step"])
+        first_step = int(resumed["step"])
         gen.set_state(resumed["state"]["generator"])
         done, history = resumed["state"]["done"], resumed["state"]["history"]
-        ctx.log.info("resuming ccdf training from step %d of %d", step, total)
+        ctx.log.info("resuming ccdf training from step %d of %d", first_step, total)
     natural, mri = load_split(ctx.data_dir, "train", "natural"), load_split(ctx.data_dir, "train", "mri")
     data = {"natural": natural, "mri": mri if len(mri) else natural, "all": torch.cat([natural, mri])}
     s = cfg.sampling
     abar = alphas_cumprod(s.num_train_timesteps, s.beta_start, s.beta_end)
-    idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
+    idx = next((i for i, e in enumerate(ends) if first_step < e), len(plan))
     current = None
     if idx < len(plan):
         current = _phase(cfg, ctx, plan[idx][0], idx)
@@ -113,8 +113,9 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
             current.load(resumed["state"]["current"])
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
     running: list[float] = []
-    for step in ctx.progress(range(step, total), total=total, desc="ccdf train", initial=step):
+    for step in ctx.progress(range(first_step, total), total=total, desc="ccdf train", initial=first_step):
         name = plan[idx][0]
+        assert current is not None  # step < total = ends[-1], so idx < len(plan) and a phase is open
         current.net.train()
         with autocast():
             loss = _loss(name, current, cfg, data, abar, gen, ctx.device)

@@ -87,7 +87,8 @@ def write_reports(
         acc.to_markdown(index=False),
         "",
         (
-            f"Probes without a network, on the same split: raw pixels {metrics.get('anchor/pixels_probe_acc', nan):.3f}, "
+            "Probes without a network, on the same split: "
+            f"raw pixels {metrics.get('anchor/pixels_probe_acc', nan):.3f}, "
             f"each image's mean and std alone {metrics.get('anchor/mean_std_probe_acc', nan):.3f}."
         ),
         "",

@@ -41,6 +41,7 @@ def best_gaussian_filter(y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor
         score = float(psnr_per_image(out, x))
         if best is None or score > best[0]:
             best = (score, out, float(w))
+    assert best is not None  # FILTER_WIDTHS is not empty
     return best[1], best[2]
 
 

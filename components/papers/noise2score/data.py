@@ -74,6 +74,7 @@ def prepare(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
     if d.source == "skimage":
         images = dict(skimage_images(PHOTOS))
     else:
+        assert d.path is not None  # DataConfig._folder_needs_path
         images = {Path(n).stem: im for n, im in folder_images(d.path)}
     train_names, eval_names = split(cfg, sorted(images))
     usable = [n for n in train_names if min(images[n].shape[:2]) >= d.patch_size]

@@ -34,8 +34,8 @@ score adds to the curvature: the AR-DAE optimum is the score of y smoothed by an
 why Poisson and Gamma were classified Gaussian. The offset is degenerate where phi y^p is itself
 flat over the observed y (p ~ 0, or phi -> 0): then v = c + phi y^p cannot tell c from phi, and
 the fit reports p = 0 (Gaussian) unless the fitted v rises by at least ``min_rise`` (relative to
-its value at the median y) across the observed range of y. p is chosen on a grid by the least relative squared error, c and phi by non-negative least
-squares at each p.
+its value at the median y) across the observed range of y. p is chosen on a grid by the least
+relative squared error, c and phi by non-negative least squares at each p.
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ def fit_curvature(
         sse = float(((a @ coef - b) ** 2).sum())
         if best is None or sse < best[0] - 1e-12:
             best = (sse, p, float(coef[1]), float(coef[0]))
+    assert best is not None, "powers must not be empty"
     _, p, phi, c = best
     ym, lo, hi = float(yb.median()), float(yb.min()), float(yb.max())
     rise = phi * (hi**p - lo**p) / max(c + phi * ym**p, 1e-300)

@@ -70,6 +70,7 @@ class FamilyNets(nn.Module):
 
     def forward(self, y: torch.Tensor, family: str) -> torch.Tensor:
         net = self.nets[family]
+        assert isinstance(net, GainNet)  # every entry comes from build_net
         padded, (h, w) = pad_to_multiple(y, net.multiple)
         return net(padded)[..., :h, :w]
 
@@ -95,6 +96,7 @@ class Noise2ScoreModel:
         if float64 and self._score64 is None:
             self._score64 = copy.deepcopy(self.score).double().eval()
         net, dtype = (self._score64, torch.float64) if float64 else (self.score, torch.float32)
+        assert net is not None  # the float64 copy was made just above
 
         def fn(y: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():

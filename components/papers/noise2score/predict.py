@@ -76,6 +76,7 @@ def _blind_family(model: Noise2ScoreModel, y: torch.Tensor, eps: float) -> tuple
         rank = (0.0 if fam_hat == family else 1.0) * 1e6 + miss
         if best is None or rank < best[0]:
             best = (rank, family, p)
+    assert best is not None  # a model has at least one family (TrainConfig.families, min_length=1)
     return best[1], best[2]
 
 

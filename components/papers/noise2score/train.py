@@ -18,6 +18,7 @@ and evaluated, as in the official code.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -47,10 +48,15 @@ def gains(cfg: Noise2ScoreConfig) -> dict[str, float]:
 
 def phases(cfg: Noise2ScoreConfig) -> list[tuple[str, str, int]]:
     """``[(kind, family, steps)]``: score networks first, then the Noise2Clean baselines."""
-    out = [("score", f, cfg.train.steps) for f in cfg.train.families]
+    out: list[tuple[str, str, int]] = [("score", f, cfg.train.steps) for f in cfg.train.families]
     if cfg.train.baseline_steps:
         out += [("clean", f, cfg.train.baseline_steps) for f in cfg.train.families]
     return out
+
+
+def _residual(net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Residual parameterisation ``x_hat = y + f(y)`` of a baseline, like the Tweedie step y + phi s(y)."""
+    return lambda y: y + net(y)
 
 
 def _phase(cfg: Noise2ScoreConfig, ctx: RunContext, index: int) -> PhaseState:
@@ -74,18 +80,18 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     done: dict[str, dict[str, torch.Tensor]] = {}  # "<kind>/<family>" -> EMA weights of finished phases
     history: dict[str, list[float]] = {}
-    step = 0
+    first_step = 0
     resumed = ckpt.latest()
     if resumed is not None:
-        step = int(resumed["step"])
+        first_step = int(resumed["step"])
         gen.set_state(resumed["state"]["generator"])
         done = resumed["state"]["done"]
         history = resumed["state"]["history"]
-        ctx.log.info("resuming noise2score training from checkpoint step %d of %d", step, total)
+        ctx.log.info("resuming noise2score training from checkpoint step %d of %d", first_step, total)
 
     images = load_train(ctx.data_dir)
     sa = t.sigma_a
-    phase_idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
+    phase_idx = next((i for i, e in enumerate(ends) if first_step < e), len(plan))
     current = None
     if phase_idx < len(plan):
         current = _phase(cfg, ctx, phase_idx)
@@ -94,22 +100,24 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
     running: list[float] = []
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
 
-    for step in ctx.progress(range(step, total), total=total, desc="noise2score train", initial=step):
+    for step in ctx.progress(range(first_step, total), total=total, desc="noise2score train", initial=first_step):
+        assert current is not None  # step < total = ends[-1], so phase_idx < len(plan) and a phase is open
         kind, family, _ = plan[phase_idx]
         in_phase = step - (ends[phase_idx] - plan[phase_idx][2])
         x = sample_batch(images, cfg.data.patch_size, t.batch_size, cfg.data.grey_fraction, gen)
-        level = sample_level(*getattr(t.noise, family), gen)
+        level_range: tuple[float, float] = getattr(t.noise, family)  # NoiseRanges.<family>: (low, high)
+        level = sample_level(*level_range, gen)
         y = add_noise(x, family, level, gen)
         current.net.train()
         with autocast():
             if kind == "score":
+                sigma_range: tuple[float, float] = getattr(sa, family)  # SigmaA.<family>: (min, max)
                 sigma_a = draw_sigma_a(
-                    sa.schedule, in_phase, sa.anneal_steps, *getattr(sa, family), sa.levels, t.batch_size, gen
+                    sa.schedule, in_phase, sa.anneal_steps, *sigma_range, sa.levels, t.batch_size, gen
                 )
                 loss = ardae_loss(current.net, y.to(ctx.device), sigma_a, gen, antithetic=t.antithetic)
             else:
-                # Residual parameterisation x_hat = y + f(y), like the Tweedie step y + phi s(y).
-                loss = noise2clean_loss(lambda t: t + current.net(t), y.to(ctx.device), x.to(ctx.device))
+                loss = noise2clean_loss(_residual(current.net), y.to(ctx.device), x.to(ctx.device))
         current.opt.zero_grad(set_to_none=True)
         current.scaler.scale(loss).backward()
         current.scaler.unscale_(current.opt)

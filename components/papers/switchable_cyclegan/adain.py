@@ -30,7 +30,9 @@ class SharedCode(nn.Module):
         self.layers = nn.Sequential(*[nn.Linear(i, o) for i, o in zip(dims[:-1], dims[1:], strict=True)])
 
     def forward(self) -> torch.Tensor:
-        w = self.layers[0].weight
+        first = self.layers[0]
+        assert isinstance(first, nn.Linear)
+        w = first.weight
         return self.layers(torch.ones(1, CODE_INPUT, device=w.device, dtype=w.dtype))
 
 
@@ -55,6 +57,7 @@ class SwitchableNorm(nn.Module):
 
     def style(self, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, sigma)``, each ``(1, C, 1, 1)``; sigma >= 0 (ReLU, as in adain.py)."""
+        assert self.fc_mean is not None and self.fc_sigma is not None, "style needs heads=True"
         mu = self.fc_mean(code)[..., None, None]
         sigma = torch.relu(self.fc_sigma(code))[..., None, None]
         return mu, sigma

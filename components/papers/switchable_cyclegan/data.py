@@ -71,6 +71,7 @@ def prepare(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
             np.save(out / "test" / f"vol{i:03d}.truth.npy", truth.numpy())
         source = "synthetic"
     else:
+        assert d.volumes_path is not None and d.images_path is not None  # DataConfig: required for "folder"
         files = volume_files(d.volumes_path)
         if len(files) <= d.test_volumes:
             raise ValueError(f"{len(files)} volumes in {d.volumes_path}: need more than test_volumes={d.test_volumes}")

@@ -19,6 +19,7 @@ above alpha = 0 beyond noise (the control acts).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,10 +36,14 @@ from components.papers.switchable_cyclegan.predict import enhance_slices
 
 
 def test_slices(volume: np.ndarray, count: int) -> list[np.ndarray]:
-    """Two stacks: ``count`` evenly spaced elevational-lateral planes ``(n, E, L)`` and elevational-axial ``(n, E, A)``."""
+    """Two stacks of ``count`` evenly spaced planes.
+
+    Returns:
+        ``[(n, E, L) elevational-lateral, (n, E, A) elevational-axial]``.
+    """
     ia = np.unique(np.linspace(0, volume.shape[1] - 1, count).round().astype(int))
     il = np.unique(np.linspace(0, volume.shape[2] - 1, count).round().astype(int))
-    return [np.stack([volume[:, a, :] for a in ia]), np.stack([volume[:, :, l] for l in il])]
+    return [np.stack([volume[:, a, :] for a in ia]), np.stack([volume[:, :, lat] for lat in il])]
 
 
 def richardson_lucy(x: torch.Tensor, psf: np.ndarray, iterations: int) -> torch.Tensor:
@@ -50,7 +55,9 @@ def richardson_lucy(x: torch.Tensor, psf: np.ndarray, iterations: int) -> torch.
     from skimage.restoration import richardson_lucy as rl
 
     r = (psf.shape[0] - 1) // 2
-    mode = "reflect" if x.shape[-2] > r else "edge"  # reflect needs more rows than the PSF radius
+    mode: Literal["reflect", "edge"] = (
+        "reflect" if x.shape[-2] > r else "edge"
+    )  # reflect needs more rows than the PSF radius
     out = [
         rl(np.pad(s[0].double().numpy(), ((r, r), (0, 0)), mode=mode), psf, num_iter=iterations, clip=True)[r:-r]
         for s in x
@@ -59,7 +66,9 @@ def richardson_lucy(x: torch.Tensor, psf: np.ndarray, iterations: int) -> torch.
 
 
 def _ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return structural_similarity_index_measure(pred.clamp(0, 1), target, data_range=1.0, reduction="none").reshape(-1)
+    s = structural_similarity_index_measure(pred.clamp(0, 1), target, data_range=1.0, reduction="none")
+    assert isinstance(s, torch.Tensor)  # a tuple only with return_full_image=True
+    return s.reshape(-1)
 
 
 def method_names(cfg: SwitchableCycleGANConfig) -> list[str]:
@@ -78,7 +87,7 @@ def evaluate(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> dict[str, float]
     groups, examples = [], {}
     has_truth = True
     tests = load_test(ctx.data_dir)
-    for v, (name, degraded, truth) in enumerate(ctx.progress(tests, total=len(tests), desc="evaluate")):
+    for v, (_name, degraded, truth) in enumerate(ctx.progress(tests, total=len(tests), desc="evaluate")):
         has_truth &= truth is not None
         truths = test_slices(truth, cfg.data.eval_slices) if truth is not None else [None, None]
         for plane, (xs, ys) in enumerate(zip(test_slices(degraded, cfg.data.eval_slices), truths, strict=True)):

@@ -89,12 +89,16 @@ class Generator(nn.Module):
         code = self.code() if self.code is not None else None  # (1, code_dim), shared by every layer
         h = self.inc[1](self.inc[0](x), code, alpha)
         skips = [h]
-        for first, second in self.down:
+        for pair in self.down:
+            assert isinstance(pair, nn.ModuleList)  # [first, second], built in __init__
+            first, second = pair
             h = self._run(first, space_to_depth(h), code, alpha)
             h = second(h, code, alpha)
             skips.append(h)
         skips.pop()
-        for (upconv, plain, switch), skip in zip(self.up, reversed(skips), strict=True):
+        for triple, skip in zip(self.up, reversed(skips), strict=True):
+            assert isinstance(triple, nn.ModuleList)  # [upconv, plain, switch], built in __init__
+            upconv, plain, switch = triple
             h = switch(plain(torch.cat([upconv(h), skip], dim=1)), code, alpha)
         return x + self.out(h)  # global residual (adain.py: output = input + x)
 

@@ -79,7 +79,7 @@ def planes(volume: torch.Tensor, which: str = "all") -> list[torch.Tensor]:
     ``vol[:, a, :]`` (elevational-lateral) and ``vol[:, :, l]`` (elevational-axial).
     ``which="all"``: those plus the B-mode planes ``vol[e]``.
     """
-    out = [volume[:, a, :] for a in range(volume.shape[1])] + [volume[:, :, l] for l in range(volume.shape[2])]
+    out = [volume[:, a, :] for a in range(volume.shape[1])] + [volume[:, :, lat] for lat in range(volume.shape[2])]
     if which == "all":
         out += [volume[e] for e in range(volume.shape[0])]
     elif which != "elevational":

@@ -34,6 +34,7 @@ class ImagePool:
                 self.images = img if self.images is None else torch.cat([self.images, img])
                 out.append(img)
             elif float(torch.rand((), generator=gen)) > self.prob:
+                assert self.images is not None  # n >= size > 0 images are stored
                 j = int(torch.randint(self.size, (), generator=gen))
                 old = self.images[j : j + 1].clone()
                 self.images[j] = img[0]

@@ -39,8 +39,12 @@ def read_volume(path: str | Path, elevational_axis: int = 0) -> np.ndarray:
         arr = np.load(path, allow_pickle=False)
     elif kind in (".nii", ".nii.gz"):
         import nibabel as nib  # heavy optional import, only for NIfTI
+        from nibabel.dataobj_images import DataobjImage
 
-        arr = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+        img = nib.load(str(path))
+        if not isinstance(img, DataobjImage):  # nib.load is typed FileBasedImage
+            raise ValueError(f"{path.name}: not an image volume ({type(img).__name__})")
+        arr = np.asarray(img.get_fdata(dtype=np.float32))
     else:
         raise ValueError(f"{path.name}: not a volume ({', '.join(VOLUME_SUFFIXES)})")
     while arr.ndim > 3 and arr.shape[-1] == 1:

@@ -65,7 +65,8 @@ def write_reports(
         "# Switchable CycleGAN for 3-D ultrasound (arXiv 2112.02896): results",
         "",
         f"Held-out synthetic volumes {cfg.data.size}^3, {int(metrics['slices'])} degraded test slices "
-        f"(elevational-lateral and elevational-axial planes), elevational blur sigma {cfg.data.sigma_elevational:g} voxels, "
+        "(elevational-lateral and elevational-axial planes), "
+        f"elevational blur sigma {cfg.data.sigma_elevational:g} voxels, "
         f"noise {cfg.data.noise_std:g}. PSNR in dB (data range 1); sharpness = 1e3 x mean squared elevational "
         "finite difference (no-reference). d_* = paired mean difference to the degraded input over the test slices, "
         "+- its SE (the larger of the per-slice and the per-volume-cluster SE). RL = Richardson-Lucy "

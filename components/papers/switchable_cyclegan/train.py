@@ -139,21 +139,24 @@ def train(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     done: dict[str, dict[str, torch.Tensor]] = {}
     history: dict[str, list[float]] = {}
-    step = 0
+    first_step = 0
     resumed = ckpt.latest()
     if resumed is not None:
-        step = int(resumed["step"])
+        first_step = int(resumed["step"])
         gen.set_state(resumed["state"]["generator"])
         done, history = resumed["state"]["done"], resumed["state"]["history"]
-        ctx.log.info("resuming switchable_cyclegan training from checkpoint step %d of %d", step, total)
+        ctx.log.info("resuming switchable_cyclegan training from checkpoint step %d of %d", first_step, total)
 
     data_a, data_b = load_train(ctx.data_dir)
-    idx = next((i for i, e in enumerate(ends) if step < e), len(plan))
+    idx = next((i for i, e in enumerate(ends) if first_step < e), len(plan))
     current = CycleState(plan[idx][0], cfg, ctx, cfg.seed + idx) if idx < len(plan) else None
     if current is not None and resumed is not None and resumed["state"]["current"]:
         current.load(resumed["state"]["current"])
     running: dict[str, list[float]] = {}
-    for step in ctx.progress(range(step, total), total=total, desc="switchable_cyclegan train", initial=step):
+    for step in ctx.progress(
+        range(first_step, total), total=total, desc="switchable_cyclegan train", initial=first_step
+    ):
+        assert current is not None  # step < total = ends[-1], so idx < len(plan) and a phase is open
         ia = torch.randint(0, len(data_a), (t.batch_size,), generator=gen)
         ib = torch.randint(0, len(data_b), (t.batch_size,), generator=gen)
         losses = train_step(current, data_a[ia].to(ctx.device), data_b[ib].to(ctx.device), cfg, gen, ctx.use_amp)

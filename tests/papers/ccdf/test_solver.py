@@ -67,7 +67,10 @@ def test_coming_closer_beats_starting_from_noise() -> None:
     x = truth_batch()
     op, y = simulate("sr", x, TaskConfig(), torch.Generator().manual_seed(1))
     eps = gaussian_eps(torch.zeros(()), 0.3)
-    err = lambda z: float((z - x).pow(2).mean())
+
+    def err(z: torch.Tensor) -> float:
+        return float((z - x).pow(2).mean())
+
     d = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
     outs = [
         ccdf(eps, x + a * d, op, y, ABAR, steps=100, t0=0.05, generator=torch.Generator().manual_seed(5))[0]

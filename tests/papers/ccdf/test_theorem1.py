@@ -53,7 +53,10 @@ def contraction_bound(n: int) -> float:
 def runs(x0_hat: torch.Tensor, op, y: torch.Tensor, t0: float) -> torch.Tensor:
     """CCDF from ``x0_hat`` ``(1, 1, H, W)`` as a batch of SEEDS independent sampler draws; the same
     generator seed in every call, so run b of one call and run b of another share their noise."""
-    rep = lambda z: z.expand(SEEDS, *z.shape[1:])
+
+    def rep(z: torch.Tensor) -> torch.Tensor:
+        return z.expand(SEEDS, *z.shape[1:])
+
     return ccdf(
         gaussian_eps, rep(x0_hat), op, rep(y), ABAR, steps=STEPS, t0=t0, generator=torch.Generator().manual_seed(7)
     )[0]
@@ -75,7 +78,10 @@ def test_coupled_error_contracts_as_the_bound(truth_and_error, with_dc: bool) ->
     x, eps0 = truth_and_error
     op = Downsample(4) if with_dc else Masking(torch.zeros(1, 1, 16, 16))  # zero mask: no data consistency
     y = op.A(x)
-    rms = lambda z: z.pow(2).flatten(1).mean(1).sqrt()
+
+    def rms(z: torch.Tensor) -> torch.Tensor:
+        return z.pow(2).flatten(1).mean(1).sqrt()
+
     measured, bounds = [], []
     for t0 in T0S:
         d = rms(runs(x + eps0, op, y, t0) - runs(x, op, y, t0))  # (SEEDS,) coupled distances
@@ -100,7 +106,10 @@ def test_final_error_follows_theorem_1(truth_and_error) -> None:
     x, eps0 = truth_and_error
     op = Downsample(4)
     y = op.A(x)
-    mse = lambda z: z.pow(2).flatten(1).mean(1)
+
+    def mse(z: torch.Tensor) -> torch.Tensor:
+        return z.pow(2).flatten(1).mean(1)
+
     errs, floors = [], []
     for t0 in T0S:
         e = mse(runs(x + eps0, op, y, t0) - x).mean()

@@ -96,7 +96,8 @@ from components.config import load_params
 from components.contract import RunContext
 from components.papers.switchable_cyclegan import PAPER
 cfg = load_params(sys.argv[1], scale="smoke").config("switchable_cyclegan")
-cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": int(sys.argv[3]), "baseline_steps": 0, "checkpoint_every": 2})})
+train = cfg.train.model_copy(update={"steps": int(sys.argv[3]), "baseline_steps": 0, "checkpoint_every": 2})
+cfg = cfg.model_copy(update={"train": train})
 ctx = RunContext("switchable_cyclegan", Path(sys.argv[2]), seed=cfg.seed)
 if sys.argv[4] == "prepare":
     PAPER.prepare(cfg, ctx)
