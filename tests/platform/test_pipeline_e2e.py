@@ -80,12 +80,14 @@ def test_mlflow_runs_and_registry(smoke_repo) -> None:
     assert (str(aliases.get("champion")) == str(registration["version"])) == registration["champion"]
 
 
-def test_registered_model_is_pickle_free_and_loads(smoke_repo) -> None:
+def test_registered_model_is_pickle_free_and_loads(smoke_repo, monkeypatch) -> None:
     import mlflow
     import numpy as np
 
     from components.registry import get_paper
 
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; monkeypatch restores it for later tests
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", smoke_repo.env["MLFLOW_TRACKING_URI"])
     mlflow.set_tracking_uri(smoke_repo.env["MLFLOW_TRACKING_URI"])
     registration = json.loads((smoke_repo.path / "reports" / PAPER / "registration.json").read_text())
     uri = f"models:/{PAPER}/{registration['version']}"

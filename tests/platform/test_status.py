@@ -33,20 +33,34 @@ def test_status_after_the_smoke_pipeline(smoke_repo) -> None:
 
 
 def test_status_before_any_run_and_with_bad_params(tmp_path) -> None:
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     (tmp_path / "params.yaml").write_text((root / "params.yaml").read_text())
+    # A fresh checkout: no tracking server named (other tests' mlflow.set_tracking_uri exports one).
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run(
-        [sys.executable, "-m", "components", "status"], check=False, cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "components", "status"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip(), proc.stderr
     assert all("not registered yet" in line and "nothing served" in line for line in proc.stdout.splitlines())
     assert not (tmp_path / "mlflow.db").exists(), "status never creates a tracking store"
     (tmp_path / "params.yaml").write_text("scale: smoke\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "components", "status"], check=False, cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "components", "status"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert proc.returncode == 2 and "papers: missing" in proc.stderr

@@ -19,23 +19,25 @@ TEST_BUDGET_S = {"relu_neuron": "3", "ccdf": "5"}
 
 
 @pytest.fixture(scope="session")
-def served(smoke_repo) -> Callable[[str], ServerURL]:
-    servers: dict[str, ServerURL] = {}
+def served(smoke_repo) -> Callable[..., ServerURL]:
+    servers: dict[tuple[str, str | None], ServerURL] = {}
     with ExitStack() as stack:
 
-        def serve(paper: str) -> ServerURL:
-            if paper not in servers:
+        def serve(paper: str, budget_s: str | None = None) -> ServerURL:
+            """The server of ``paper``; ``budget_s`` asks for one of its own with that request budget."""
+            key = (paper, budget_s)
+            if key not in servers:
                 env = served_env(smoke_repo, paper)
-                if paper in TEST_BUDGET_S:
-                    env["PAPEROPS_REQUEST_BUDGET_S"] = TEST_BUDGET_S[paper]
+                budget = budget_s or TEST_BUDGET_S.get(paper)
+                if budget:
+                    env["PAPEROPS_REQUEST_BUDGET_S"] = budget
+                log = smoke_repo.path / f"bentoml-{paper}{'-' + budget_s if budget_s else ''}.log"
                 try:
-                    servers[paper] = stack.enter_context(
-                        bentoml_server(
-                            f"serving.{paper}:Service", smoke_repo.path, env, smoke_repo.path / f"bentoml-{paper}.log"
-                        )
+                    servers[key] = stack.enter_context(
+                        bentoml_server(f"serving.{paper}:Service", smoke_repo.path, env, log)
                     )
                 except ServerError as exc:
                     pytest.fail(str(exc))
-            return servers[paper]
+            return servers[key]
 
         yield serve
