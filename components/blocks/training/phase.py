@@ -1,11 +1,15 @@
-"""One training phase's mutable state, its EMA, and the loss figure every phased trainer logs.
+"""One training phase's mutable state, its EMA, the resume of a phased run, and its loss figure.
 
-Shared by Noise2Score and CCDF: a phase is one network trained for a number of steps; its
-checkpointed state is ``{"net", "ema", "opt", "scaler"}`` (the keys their checkpoints already use).
+Shared by Noise2Score, CCDF and the switchable CycleGAN: a phase is one network trained for a number
+of steps; its checkpointed state is ``{"net", "ema", "opt", "scaler"}`` (the keys their checkpoints
+already use), and a run's checkpoint state holds ``generator``, ``done`` (finished phases' weights)
+and ``history`` (the loss curves) beside the open phase's.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -49,6 +53,38 @@ class PhaseState:
         self.ema = {k: v.clone() for k, v in state["ema"].items()}
         self.opt.load_state_dict(state["opt"])
         self.scaler.load_state_dict(state["scaler"])
+
+
+@dataclass
+class PhasedRun:
+    """Where a phased training run starts: from scratch, or from its last checkpoint.
+
+    Attributes:
+        generator: the run's one torch generator (every random draw of training), restored on resume.
+        first_step: the global step to continue from (0 for a fresh run).
+        done: finished phases' exported weights, by phase name.
+        history: loss curves, key -> flat ``[step, loss, step, loss, ...]``.
+        resumed: the checkpoint resumed from (``state`` holds the open phase's state), or None.
+    """
+
+    generator: torch.Generator
+    first_step: int = 0
+    done: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
+    resumed: dict[str, Any] | None = None
+
+
+def start_phased_run(ckpt: Any, seed: int, total: int, log: logging.Logger, name: str) -> PhasedRun:
+    """A fresh ``PhasedRun`` seeded with ``seed``, or the one ``ckpt.latest()`` (a ``Checkpointer``) resumes."""
+    run = PhasedRun(torch.Generator().manual_seed(seed))
+    resumed = ckpt.latest()
+    if resumed is not None:
+        run.first_step = int(resumed["step"])
+        run.generator.set_state(resumed["state"]["generator"])
+        run.done, run.history = resumed["state"]["done"], resumed["state"]["history"]
+        run.resumed = resumed
+        log.info("resuming %s training from checkpoint step %d of %d", name, run.first_step, total)
+    return run
 
 
 def log_loss_figure(logger: Any, history: dict[str, list[float]], ylabel: str, title: str) -> None:

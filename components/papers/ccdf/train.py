@@ -21,7 +21,7 @@ from torch import nn
 
 from components.blocks.diffusion.schedule import alphas_cumprod
 from components.blocks.diffusion.unet import build_eps_unet, eps_fn
-from components.blocks.training.phase import PhaseState, ema_update, log_loss_figure
+from components.blocks.training.phase import PhaseState, ema_update, log_loss_figure, start_phased_run
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
@@ -91,16 +91,8 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
     ends = [sum(s for _, s in plan[: i + 1]) for i in range(len(plan))]
     total = ends[-1]
     ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    done: dict[str, dict[str, torch.Tensor]] = {}
-    history: dict[str, list[float]] = {}
-    first_step = 0
-    resumed = ckpt.latest()
-    if resumed is not None:
-        first_step = int(resumed["step"])
-        gen.set_state(resumed["state"]["generator"])
-        done, history = resumed["state"]["done"], resumed["state"]["history"]
-        ctx.log.info("resuming ccdf training from step %d of %d", first_step, total)
+    run = start_phased_run(ckpt, cfg.seed, total, ctx.log, "ccdf")
+    gen, first_step, done, history, resumed = run.generator, run.first_step, run.done, run.history, run.resumed
     natural, mri = load_split(ctx.data_dir, "train", "natural"), load_split(ctx.data_dir, "train", "mri")
     data = {"natural": natural, "mri": mri if len(mri) else natural, "all": torch.cat([natural, mri])}
     s = cfg.sampling

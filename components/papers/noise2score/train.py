@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from components.blocks.training.phase import PhaseState, ema_update, log_loss_figure
+from components.blocks.training.phase import PhaseState, ema_update, log_loss_figure, start_phased_run
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
@@ -77,17 +77,8 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
     total = ends[-1]
     ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
     snapshot = cfg.model_dump(mode="json")
-    gen = torch.Generator().manual_seed(cfg.seed)
-    done: dict[str, dict[str, torch.Tensor]] = {}  # "<kind>/<family>" -> EMA weights of finished phases
-    history: dict[str, list[float]] = {}
-    first_step = 0
-    resumed = ckpt.latest()
-    if resumed is not None:
-        first_step = int(resumed["step"])
-        gen.set_state(resumed["state"]["generator"])
-        done = resumed["state"]["done"]
-        history = resumed["state"]["history"]
-        ctx.log.info("resuming noise2score training from checkpoint step %d of %d", first_step, total)
+    run = start_phased_run(ckpt, cfg.seed, total, ctx.log, "noise2score")
+    gen, first_step, done, history, resumed = run.generator, run.first_step, run.done, run.history, run.resumed
 
     images = load_train(ctx.data_dir)
     sa = t.sigma_a

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from components.blocks.training.phase import log_loss_figure
+from components.blocks.training.phase import log_loss_figure, start_phased_run
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
@@ -136,16 +136,8 @@ def train(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
     total = ends[-1]
     ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
     snapshot = cfg.model_dump(mode="json")
-    gen = torch.Generator().manual_seed(cfg.seed)
-    done: dict[str, dict[str, torch.Tensor]] = {}
-    history: dict[str, list[float]] = {}
-    first_step = 0
-    resumed = ckpt.latest()
-    if resumed is not None:
-        first_step = int(resumed["step"])
-        gen.set_state(resumed["state"]["generator"])
-        done, history = resumed["state"]["done"], resumed["state"]["history"]
-        ctx.log.info("resuming switchable_cyclegan training from checkpoint step %d of %d", first_step, total)
+    run = start_phased_run(ckpt, cfg.seed, total, ctx.log, "switchable_cyclegan")
+    gen, first_step, done, history, resumed = run.generator, run.first_step, run.done, run.history, run.resumed
 
     data_a, data_b = load_train(ctx.data_dir)
     idx = next((i for i, e in enumerate(ends) if first_step < e), len(plan))
