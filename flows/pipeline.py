@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -40,8 +41,8 @@ def dvc_stage(stage: str, paper: str, root: str) -> dict[str, Any]:
     """Reproduce the DVC stage ``<stage>@<paper>`` alone (its upstream already ran).
 
     Returns:
-        ``{"stage": "train@<paper>", "ran": bool}``: ``ran`` is False when DVC found the
-        stage up to date and skipped it. A retry after a crash resumes from the checkpoint.
+        ``{"stage": "train@<paper>", "ran": bool, "outcome": "ran" | "restored" | "skipped"}``:
+        ``ran`` is True only when DVC executed the stage's command. A retry after a crash resumes from the checkpoint.
     """
     from dvc.repo import Repo
 
@@ -49,10 +50,56 @@ def dvc_stage(stage: str, paper: str, root: str) -> dict[str, Any]:
     target = f"{stage}@{paper}"
     # DVC resolves targets and runs stage commands relative to the working directory, so work
     # from the checkout's root (tasks of one flow run one after another, never in parallel).
-    with contextlib.chdir(root), Repo(root) as repo:
-        ran = repo.reproduce(targets=[target], single_item=True)
-    get_run_logger().info("%s: %s", target, "ran" if ran else "up to date, skipped")
-    return {"stage": target, "ran": bool(ran)}
+    # DVC's own lines go to the task's log once: through this handler only (not propagated to
+    # the root handlers as well, which printed every line twice).
+    log = get_run_logger()
+    watch = _DvcOutcome(log)
+    dvc_logger = logging.getLogger("dvc")
+    saved = dvc_logger.level, dvc_logger.propagate, dvc_logger.handlers[:]
+    dvc_logger.handlers[:] = [watch]
+    dvc_logger.setLevel(logging.INFO)
+    dvc_logger.propagate = False
+    try:
+        with contextlib.chdir(root), Repo(root) as repo:
+            reproduced = repo.reproduce(targets=[target], single_item=True)
+    finally:
+        dvc_logger.setLevel(saved[0])
+        dvc_logger.propagate = saved[1]
+        dvc_logger.handlers[:] = saved[2]
+    outcome = watch.outcome(bool(reproduced))
+    log.info("%s: %s", target, OUTCOMES[outcome])
+    return {"stage": target, "ran": outcome == "ran", "outcome": outcome}
+
+
+OUTCOMES = {
+    "ran": "ran (DVC executed the stage command)",
+    "restored": "restored from DVC's run cache (same inputs ran before; command not executed)",
+    "skipped": "up to date, skipped",
+}
+
+
+class _DvcOutcome(logging.Handler):
+    """Tells what DVC did with a stage from its own log records: ``Running stage`` (stage/run.py)
+    or ``is cached - skipping run`` (stage/cache.py). ``reproduce`` returns the stage in both
+    cases, so its return value alone would log a run-cache restore as "ran"."""
+
+    def __init__(self, forward: Any) -> None:
+        super().__init__(logging.INFO)
+        self.forward = forward
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip()
+        self.messages.append(message)
+        if message:
+            self.forward.log(record.levelno, "dvc: %s", message)
+
+    def outcome(self, reproduced: bool) -> str:
+        if any("is cached - skipping run" in m for m in self.messages):
+            return "restored"
+        if any(m.startswith("Running stage") for m in self.messages):
+            return "ran"
+        return "ran" if reproduced else "skipped"
 
 
 def _publish_report(paper: str, root: Path) -> None:
