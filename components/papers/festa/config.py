@@ -50,7 +50,9 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(32, ge=1, le=1024)
     lr: float = Field(1e-4, gt=0, le=1.0, description="Adam (FeSViBS: 1e-4)")
     finetune_lr: float = Field(1e-4, gt=0, le=1.0)
-    fedavg_every: int = Field(1, ge=1, le=10_000, description="k: FedAvg of heads and tails within a task every k rounds")
+    fedavg_every: int = Field(
+        1, ge=1, le=10_000, description="k: FedAvg of heads and tails within a task every k rounds"
+    )
     checkpoint_every: int = Field(50, ge=1)
     backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: gloo (tensors go through the CPU)")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="a client silent this long is dropped")
