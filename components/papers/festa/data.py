@@ -65,7 +65,7 @@ def hospital_shift(x: np.ndarray, rng: np.random.Generator, strength: float) -> 
 
 
 def _write(path: Path, d: dict[str, np.ndarray]) -> None:
-    np.savez(path, **d)
+    np.savez(path, **d)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
 
 
 def load_split(data_dir: Path, name: str) -> dict[str, np.ndarray]:
@@ -81,11 +81,11 @@ def _read_folder(folder: Path, size: int) -> dict[str, np.ndarray]:
         raise ValueError(f"{folder}/labels.csv has no rows")
     imgs, masks, labs, sevs = [], [], [], []
     for r in rows:
-        img = Image.open(folder / r["file"]).convert("L").resize((size, size), Image.BILINEAR)
+        img = Image.open(folder / r["file"]).convert("L").resize((size, size), Image.Resampling.BILINEAR)
         imgs.append(np.asarray(img, np.float32) / 255.0)
         mpath = folder / "masks" / r["file"]
         if mpath.is_file():
-            m = Image.open(mpath).convert("L").resize((size, size), Image.NEAREST)
+            m = Image.open(mpath).convert("L").resize((size, size), Image.Resampling.NEAREST)
             masks.append((np.asarray(m) > 127).astype(np.float32))
         else:
             masks.append(np.zeros((size, size), np.float32))

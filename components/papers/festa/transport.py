@@ -49,14 +49,14 @@ class Link:
     def _send(self, t: torch.Tensor) -> None:
         t = t.detach().contiguous().cpu()
         try:
-            self.pg.send([t], self.peer, 0).wait(self.timeout)
+            self.pg.send([t], self.peer, 0).wait(self.timeout)  # type: ignore[attr-defined]  # not in the stubs
         except Exception as exc:  # gloo raises RuntimeError/DistBackendError on a closed pair
             raise PeerLost(f"send to pair {self.client} failed: {exc}") from exc
         self.sent += t.numel() * t.element_size()
 
     def _recv(self, t: torch.Tensor) -> torch.Tensor:
         try:
-            self.pg.recv([t], self.peer, 0).wait(self.timeout)
+            self.pg.recv([t], self.peer, 0).wait(self.timeout)  # type: ignore[attr-defined]  # not in the stubs
         except Exception as exc:
             raise PeerLost(f"recv from pair {self.client} failed: {exc}") from exc
         self.received += t.numel() * t.element_size()
