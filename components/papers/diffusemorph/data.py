@@ -101,7 +101,7 @@ def _read(path: Path) -> np.ndarray:
     else:
         import nibabel as nib
 
-        arr = np.asarray(nib.load(str(path)).dataobj)
+        arr = np.asarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]  # nibabel's stubs
     if arr.dtype.kind not in "fiub" or arr.ndim not in (2, 3):
         raise ValueError(f"{path}: expected a 2-D or 3-D numeric array, got {arr.dtype} {arr.shape}")
     return arr[..., arr.shape[-1] // 2] if arr.ndim == 3 else arr
@@ -148,10 +148,8 @@ def prepare(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
         train = make_pairs(train_bases, d.train_pairs, d, rng)
         test = make_pairs(test_bases, d.test_pairs, d, rng)
     for name, split in (("train", train), ("test", test)):
-        np.savez(
-            ctx.data_dir / f"{name}.npz",
-            **{k: v.astype(np.float32 if "label" not in k else np.int64) for k, v in split.items()},
-        )
+        arrays = {k: v.astype(np.float32 if "label" not in k else np.int64) for k, v in split.items()}
+        np.savez(ctx.data_dir / f"{name}.npz", **arrays)  # type: ignore[arg-type]  # stubs: **kwds as allow_pickle
 
 
 def load_split(data_dir: Path, split: str) -> dict[str, torch.Tensor]:

@@ -123,7 +123,8 @@ def _report(
     md = [
         "# DiffuseMorph (arXiv 2112.05149): results",
         "",
-        f"Command: `paperops run diffusemorph`. {n} test pairs ({cfg.data.size}x{cfg.data.size}, base images never trained on). "
+        f"Command: `paperops run diffusemorph`. {n} test pairs ({cfg.data.size}x{cfg.data.size}, "
+        "base images never trained on). "
         "Paired differences are DiffuseMorph minus the row, mean +- standard error over the pairs.",
         "",
         f"## Gate: {'PASSED' if g.passed else 'NOT passed'}",
@@ -150,7 +151,8 @@ def _report(
         )
     md += [
         "",
-        f"Continuum ({', '.join(etas)}): displacement monotone = {bool(metrics['gate/eta_disp_monotone'])}, max folding % = {metrics['gate/eta_max_folding']:.3f}",
+        f"Continuum ({', '.join(etas)}): displacement monotone = {bool(metrics['gate/eta_disp_monotone'])}, "
+        f"max folding % = {metrics['gate/eta_max_folding']:.3f}",
         "",
     ]
     (out / "results.md").write_text("\n".join(md))

@@ -24,7 +24,7 @@ def jacobian_folding(flow: np.ndarray) -> float:
 @torch.no_grad()
 def register_tensors(
     model: DiffuseMorphModel, m: torch.Tensor, f: torch.Tensor, eta: float = 1.0, method: str = "diffusemorph"
-):  # type: ignore[no-untyped-def]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``m, f (B, 1, H, W)`` in [-1, 1] -> ``(warped (M+1)/2 in [0, 1], flow (B, 2, H, W))``."""
     if method == "voxelmorph":
         return model.baseline(torch.cat([m, f], dim=1))

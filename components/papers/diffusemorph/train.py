@@ -37,7 +37,16 @@ def _nets(
     return score, field, base, opt, opt_b
 
 
-def diffusemorph_step(score, field, m, f, abar, t, noise, lam):  # type: ignore[no-untyped-def]
+def diffusemorph_step(
+    score: torch.nn.Module,
+    field: torch.nn.Module,
+    m: torch.Tensor,
+    f: torch.Tensor,
+    abar: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The official p_losses on one batch: returns ``(l_pix, l_sim, l_smt)``."""
     x_t = q_sample(f, t, noise, abar)
     eps_hat = score(torch.cat([m, f, x_t], dim=1), t).sample
@@ -84,8 +93,8 @@ def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
         opt_b.zero_grad(set_to_none=True)
         (b_sim + b_smt).backward()
         opt_b.step()
-        for k, v in (("pix", l_pix), ("sim", l_sim), ("smt", l_smt), ("baseline_sim", b_sim)):
-            running.setdefault(k, []).append(float(v.detach()))
+        for k, loss in (("pix", l_pix), ("sim", l_sim), ("smt", l_smt), ("baseline_sim", b_sim)):
+            running.setdefault(k, []).append(float(loss.detach()))
         if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
             means = {f"loss/{k}": sum(v) / len(v) for k, v in running.items()}
             for k, v in means.items():
