@@ -28,6 +28,7 @@ PAPERS: dict[str, str] = {
     "ebclr": "components.papers.ebclr",
     "ccdf": "components.papers.ccdf",
     "switchable_cyclegan": "components.papers.switchable_cyclegan",
+    "diffusemorph": "components.papers.diffusemorph",
 }
 
 

@@ -23,8 +23,8 @@ def build_eps_unet(cfg: dict[str, Any]) -> UNet2DModel:
         down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
     return UNet2DModel(
         sample_size=int(cfg.get("sample_size", 32)),
-        in_channels=int(cfg["channels"]),
-        out_channels=int(cfg["channels"]),
+        in_channels=int(cfg.get("in_channels", cfg["channels"])),  # conditional nets (DiffuseMorph: 3 -> 1)
+        out_channels=int(cfg.get("out_channels", cfg["channels"])),
         block_out_channels=blocks,
         layers_per_block=int(cfg["layers_per_block"]),
         down_block_types=tuple(down),
