@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from components.blocks.data.patches import photo_patches, standardize_patches
-from components.blocks.metrics.paired import accuracy_estimate, paired_difference
+from components.blocks.metrics.paired import accuracy_estimate, mean_se, paired_difference
 
 
 def _images() -> list[tuple[str, np.ndarray]]:
@@ -77,3 +77,11 @@ def test_paired_difference() -> None:
         paired_difference(base, base[:, :10])
     one = paired_difference(better[:1], base[:1])
     assert not np.isfinite(one.half_width)  # one seed: no interval
+
+
+def test_mean_se_by_hand() -> None:
+    """[1, 2, 3, 6]: mean 3, sample sd sqrt(14/3), SE sd / 2; one value has no SE."""
+    mean, se = mean_se(np.array([1.0, 2.0, 3.0, 6.0]))
+    assert mean == pytest.approx(3.0)
+    assert se == pytest.approx(np.sqrt(14 / 3) / 2)
+    assert np.isnan(mean_se(np.array([4.0]))[1])

@@ -45,6 +45,14 @@ class Estimate:
         return self.low > 0 or self.high < 0
 
 
+def mean_se(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error ``sd / sqrt(n)`` of per-item values, e.g. per-image paired differences
+    ``a - b`` of one run (NaN SE for a single item)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return float(v.mean()), se
+
+
 def _t(seeds: int, level: float) -> float:
     return float(stats.t.ppf(0.5 + level / 2, seeds - 1)) if seeds > 1 else float("inf")
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
+from components.blocks.data.vision import resize
 from components.contract import RunContext
 from components.papers.diffusemorph.config import DataConfig, DiffuseMorphConfig
 
@@ -33,10 +34,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
-    mode = "area" if min(img.shape) >= size else "bilinear"
-    kw = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(t, size=(size, size), mode=mode, **kw)[0, 0].numpy()
+    """``(H, W)`` in [0, 1] -> ``(size, size)``, through the shared ``blocks.data.vision.resize``."""
+    return resize(torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None], size)[0, 0].numpy()
 
 
 def bundled_images(size: int) -> tuple[np.ndarray, np.ndarray]:

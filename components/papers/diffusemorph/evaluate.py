@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from components.blocks.metrics.paired import mean_se
 from components.contract import Gate, RunContext
 from components.papers.diffusemorph.config import DiffuseMorphConfig
 from components.papers.diffusemorph.data import load_split
@@ -38,11 +39,6 @@ def tvl1_flow(m: np.ndarray, f: np.ndarray) -> np.ndarray:
     from skimage.registration import optical_flow_tvl1
 
     return np.asarray(optical_flow_tvl1(f, m), dtype=np.float32)
-
-
-def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    d = a - b
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def evaluate(cfg: DiffuseMorphConfig, ctx: RunContext) -> dict[str, float]:
@@ -77,13 +73,12 @@ def evaluate(cfg: DiffuseMorphConfig, ctx: RunContext) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for k, r in arr.items():
         for q, v in r.items():
-            metrics[f"{k}/{q}"] = float(v.mean())
-            metrics[f"{k}/{q}_se"] = float(v.std(ddof=1) / np.sqrt(len(v)))
+            metrics[f"{k}/{q}"], metrics[f"{k}/{q}_se"] = mean_se(v)
     dm = arr["diffusemorph"]
     for other in ("identity", "voxelmorph", "tvl1"):
-        d, se = _paired(dm["dice"], arr[other]["dice"])
+        d, se = mean_se(dm["dice"] - arr[other]["dice"])
         metrics[f"gate/dice_minus_{other}"], metrics[f"gate/dice_minus_{other}_se"] = d, se
-        d, se = _paired(dm["folding"], arr[other]["folding"])
+        d, se = mean_se(dm["folding"] - arr[other]["folding"])
         metrics[f"gate/folding_minus_{other}"], metrics[f"gate/folding_minus_{other}_se"] = d, se
     etas = [f"eta={e:g}" for e in cfg.eval.etas]
     disp = [float(arr[e]["disp"].mean()) for e in etas]

@@ -10,8 +10,9 @@ LNCC is the official ``crossCorrelation2D``: window sums over a 9x9 box (zero pa
 correlation ``cross^2 / (var_T var_I + 1e-5)``, mean over pixels, with the target F mapped from
 [-1, 1] to [0, 1] (the warped moving image is already in [0, 1]). MONAI's
 LocalNormalizedCrossCorrelationLoss is the same squared NCC but clamps the variances at its
-``smooth_dr`` instead of adding 1e-5 to their product; tests/papers/diffusemorph checks that the two
-agree where the variances are not tiny, and this file keeps the official epsilon.
+``smooth_dr`` instead of adding 1e-5 to their product, so this file keeps the official epsilon.
+(Not yet tested: a check of this function against its definition and against MONAI's where the
+variances are not tiny is still to be written.)
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from components.blocks.metrics.image import psnr, ssim
+from components.blocks.metrics.paired import mean_se
 from components.contract import Gate, RunContext
 from components.papers.noise2score import tweedie
 from components.papers.noise2score.baselines import best_gaussian_filter, bm3d_denoise
@@ -127,9 +128,7 @@ def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
 
 def paired(a: pd.Series, b: pd.Series) -> tuple[float, float]:
     """Mean and standard error of the paired difference ``a - b`` (one pair per image)."""
-    d = (a - b).to_numpy(dtype=float)
-    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return float(d.mean()), se
+    return mean_se((a - b).to_numpy(dtype=float))
 
 
 def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
