@@ -15,7 +15,8 @@ What a service gets from ``paper_service(...)`` and ``PaperService``:
   loop; a request past it stops computing and answers 504);
 * bounded upload readers (``read_upload``, ``read_npy``: the .npy header is checked before any
   allocation);
-* the OpenAPI page's title, description and version.
+* the OpenAPI page's title, description and version, and the examples of ``examples/<paper>/``;
+* ``X-Model`` and ``X-Model-Version`` headers on every response (which model answered).
 
 Adding a service (``serving/<paper>.py``)::
 
@@ -36,7 +37,15 @@ Adding a service (``serving/<paper>.py``)::
 
 Bound every input with pydantic annotations; raise ``ValueError`` (or ``BadInput``) with a message
 for input the types cannot express; the guard turns it into a 400. Add the service to the fuzz
-(tests/serving/test_fuzz_http.py) and give it an HTTP test of its own.
+(tests/serving/test_fuzz_http.py) and give it an HTTP test of its own. Its example requests live in
+``examples/<paper>/<route>.json`` (examples/make_examples.py): they become the OpenAPI page's
+examples (``document``), and the README's curl lines that use them are run by
+tests/serving/test_readme_http.py. ``paperops build <paper>`` packages the service as a Bento with
+its model baked in (serving/bento.py); the service finds that model first (``bento_model``).
+
+Sync endpoints run on ``threads`` threads (default 2): hold ``self.lock`` around the model call
+only, so that decoding the next upload and encoding the last answer overlap the forward. A file an
+endpoint returns is read into the response in that same thread (serving/edge.py).
 """
 
 from __future__ import annotations
