@@ -13,7 +13,12 @@ multipart parsing and request guard, the PNG decode and encode and the thread ha
 around the forward. Goal: 0.8 or more at concurrency 32 with 0 non-200. Every line prints as it is
 measured. Loopback only.
 
+``--compare DIR`` serves the same model from another checkout's code too (e.g. main's), in
+alternating rounds (``--rounds``), each server between two bare runs, at the last concurrency
+only: the side-by-side comparison of two serving skeletons on one machine.
+
 Run:  python benchmarks/serving.py [--model-dir models/noise2score/model] [--requests 200]
+      python benchmarks/serving.py --model-dir M --compare ../main --rounds 3 --concurrency 32
       (without --model-dir or $PAPEROPS_MODEL_DIR: the registry's champion of the project's MLflow
       store, or $MLFLOW_TRACKING_URI's)
 """
@@ -25,6 +30,7 @@ import io
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.load import BareResult, Request, bare_rate, measured, row, run_load, serve  # noqa: E402
+from tests.http_server import bentoml_server  # noqa: E402
 
 
 def noisy_png(size: int) -> tuple[bytes, np.ndarray]:
@@ -61,6 +68,25 @@ def resolve_model(arg: str | None) -> Path | None:
         return None
 
 
+def compare(args: argparse.Namespace, request: Request, env: dict[str, str], bare: Callable[[], BareResult]) -> int:
+    """Alternate this checkout's server and ``--compare``'s, each between two bare runs."""
+    checkouts = {"this": ROOT, "other": Path(args.compare).resolve()}
+    full = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env}
+    full.pop("PYTHONPATH", None)  # each server imports its own checkout's code (its working directory)
+    concurrency = args.concurrency[-1]
+    for rnd in range(args.rounds):
+        for name, cwd in checkouts.items():
+            before = bare()
+            log = Path(os.environ.get("TMPDIR", "/tmp")) / f"paperops-bench-{name}.log"
+            with bentoml_server("serving.noise2score:Service", cwd, full, log) as url:
+                run_load(url, [request], 10, 2)  # warm-up
+                res = measured(url, [request], args.requests, concurrency)
+            after = bare()
+            base, cpu = (before.per_s + after.per_s) / 2, (before.cpu_s + after.cpu_s) / 2
+            print(row(f"{name}", res, base, cpu) + f"   [round {rnd + 1}, {cwd}]", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", default=os.environ.get("PAPEROPS_MODEL_DIR"), help="exported model folder")
@@ -68,6 +94,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: the service's)")
+    parser.add_argument("--compare", default=None, help="another checkout whose serving code to measure alongside")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds with --compare")
     args = parser.parse_args()
     started = time.perf_counter()
     model_dir = resolve_model(args.model_dir)
@@ -99,11 +127,13 @@ def main() -> int:
         )
         return b
 
-    first = bare()
     request = Request.multipart(
         "/denoise", files={"image": ("noisy.png", payload, "image/png")}, data={"noise": "gaussian", "level": "25"}
     )
     env = {"PAPEROPS_MODEL_DIR": str(model_dir), "PAPEROPS_TORCH_THREADS": str(threads)}
+    if args.compare:
+        return compare(args, request, env, bare)
+    first = bare()
     results = []
     with serve("serving.noise2score:Service", env, "noise2score") as url:
         run_load(url, [request], 10, 2)  # warm-up
