@@ -55,9 +55,9 @@ mlflow-ui: setup  ## MLflow UI on http://127.0.0.1:5000 over the local store
 prefect-ui: setup  ## Prefect server and UI on http://127.0.0.1:4200
 	$(BIN)/prefect server start --host 127.0.0.1
 
-bench: setup  ## orchestration and serving benchmarks (ratios; see benchmarks/)
-	$(BIN)/python benchmarks/orchestration.py
-	$(BIN)/python benchmarks/serving.py
+bench: setup  ## orchestration and serving benchmarks, a few minutes, printed as they go (ratios; see benchmarks/)
+	$(BIN)/python -u benchmarks/orchestration.py
+	$(BIN)/python -u benchmarks/serving.py
 
 lint: setup  ## ruff (lint, format check), mypy on components/, import-layering contracts (ARCHITECTURE.md 4)
 	$(BIN)/ruff check .

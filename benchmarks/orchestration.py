@@ -1,24 +1,32 @@
-"""Orchestration overhead: the pipeline through DVC (and Prefect) vs the same steps called bare.
+"""Orchestration overhead: one paper's pipeline through the CLI, DVC and Prefect vs its steps bare.
 
-Everything runs side by side in one invocation on the smoke scale, in throw-away project copies:
+Each row runs in a fresh throw-away copy of the project on the smoke scale and prints as soon as it
+is measured, with its wall time and CPU time (user + system of this process and its children:
+on a shared machine the wall time moves with the neighbours, the CPU time much less):
 
-* bare       the paper's prepare/train/evaluate called in this process, no tracking, no DVC
-* cli        `paperops run <paper>`: the four stages in one process, with MLflow tracking
-* dvc        `dvc repro register@<paper>`: the paper's four stage processes, DVC hashing and
-             locking, MLflow tracking (the other papers of params.yaml are not run)
-* dvc no-op  the same `dvc repro` again with nothing changed
-* prefect    `python -m flows --paper <paper>` with nothing changed (ephemeral Prefect, DVC skips)
+* bare           the paper's prepare/train/evaluate/gate called in this process: no tracking, no DVC
+* cli            ``paperops run <paper>``: the four stages in one process, with MLflow tracking
+* dvc            ``dvc repro register@<paper>``: validate + the four stage processes, DVC hashing and
+                 locking, MLflow tracking
+* dvc no-op      the same ``dvc repro`` again, nothing changed
+* prefect        ``python -m flows --paper <paper>`` in a fresh copy: Prefect (ephemeral mode) runs
+                 the five DVC stages as tasks, each doing its real work
+* prefect no-op  the same flow again: every task finds its DVC stage up to date
 
-Run:  python benchmarks/orchestration.py [--paper noise2score] [--repeats 3]
+Run:  python benchmarks/orchestration.py [--paper fractional_lms] [--repeats 1]
+      (fractional_lms: its smoke pipeline is a few CPU-seconds; any registered paper works)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,10 +37,17 @@ from components.registry import get_paper  # noqa: E402
 from tests.project_copy import copy_project  # noqa: E402
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def cpu_s() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """``(wall s, CPU s)`` of ``fn()``."""
+    wall, cpu = time.perf_counter(), cpu_s()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, cpu_s() - cpu
 
 
 def bare(paper_name: str, root: Path) -> None:
@@ -46,30 +61,53 @@ def bare(paper_name: str, root: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--paper", default="noise2score")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of each measurement (median)")
+    parser.add_argument("--paper", default="fractional_lms")
+    parser.add_argument("--repeats", type=int, default=1, help="repeats of each measurement (median)")
     args = parser.parse_args()
+    os.environ.setdefault("PAPEROPS_NO_PROGRESS", "1")
+    started = time.perf_counter()
+    rows: dict[str, list[tuple[float, float]]] = {}
 
-    rows: dict[str, list[float]] = {k: [] for k in ("bare", "cli", "dvc", "dvc no-op", "prefect no-op")}
+    def record(name: str, fn: Callable[[], object]) -> None:
+        try:
+            wall, cpu = timed(fn)
+        except RuntimeError as exc:  # a failed command: say so and go on with the other rows
+            print(f"  {name:14s} FAILED: {str(exc).strip().splitlines()[-1][:300]}", flush=True)
+            return
+        rows.setdefault(name, []).append((wall, cpu))
+        base = statistics.median(w for w, _ in rows["bare"]) if "bare" in rows else None
+        base_cpu = statistics.median(c for _, c in rows["bare"]) if "bare" in rows else None
+        ratio = f"  {wall / base:5.1f}x wall, {cpu / base_cpu:5.1f}x CPU of bare" if base and base_cpu else ""
+        print(f"  {name:14s} {wall:7.1f} s wall {cpu:7.1f} s CPU{ratio}", flush=True)
+
+    print(f"{args.paper}, smoke scale, {args.repeats} repeat(s), {os.cpu_count()} cores", flush=True)
+    target = f"register@{args.paper}"
+    flow = (sys.executable, "-m", "flows", "--paper", args.paper)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             b = copy_project(Path(tmp) / f"bare{i}")
-            rows["bare"].append(timed(lambda b=b: bare(args.paper, b.path)))
+            record("bare", lambda b=b: bare(args.paper, b.path))
             c = copy_project(Path(tmp) / f"cli{i}")
-            rows["cli"].append(timed(lambda c=c: c.run("paperops", "run", args.paper)))
+            record("cli", lambda c=c: c.run("paperops", "run", args.paper))
             d = copy_project(Path(tmp) / f"dvc{i}")
-            target = f"register@{args.paper}"  # and, through its dependencies, the paper's other stages
-            rows["dvc"].append(timed(lambda d=d, target=target: d.run("dvc", "repro", target)))
-            rows["dvc no-op"].append(timed(lambda d=d, target=target: d.run("dvc", "repro", target)))
-            rows["prefect no-op"].append(timed(lambda d=d: d.run(sys.executable, "-m", "flows", "--paper", args.paper)))
-            print(f"repeat {i + 1}/{args.repeats} done", file=sys.stderr)
+            record("dvc", lambda d=d: d.run("dvc", "repro", target))
+            record("dvc no-op", lambda d=d: d.run("dvc", "repro", target))
+            p = copy_project(Path(tmp) / f"prefect{i}")
+            # ephemeral mode starts a temporary server; Prefect gives it 20 s, which a busy machine misses
+            p.env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
+            record("prefect", lambda p=p: p.run(*flow))
+            record("prefect no-op", lambda p=p: p.run(*flow))
 
-    base = statistics.median(rows["bare"])
-    print(f"\n{args.paper}, smoke scale, median of {args.repeats} (seconds):\n")
-    print(f"{'run':16s} {'median s':>9s} {'min s':>8s} {'ratio to bare':>14s}")
+    if "bare" not in rows:
+        return 1
+    base_w = statistics.median(w for w, _ in rows["bare"])
+    base_c = statistics.median(c for _, c in rows["bare"])
+    print(f"\n{args.paper}, smoke scale, median of {args.repeats}:\n")
+    print(f"{'run':16s} {'wall s':>8s} {'CPU s':>8s} {'wall / bare':>12s} {'CPU / bare':>11s}")
     for name, values in rows.items():
-        med = statistics.median(values)
-        print(f"{name:16s} {med:9.2f} {min(values):8.2f} {med / base:14.2f}")
+        w, c = statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+        print(f"{name:16s} {w:8.1f} {c:8.1f} {w / base_w:12.1f} {c / base_c:11.1f}")
+    print(f"({time.perf_counter() - started:.0f} s in all)")
     return 0
 
 

@@ -1,13 +1,26 @@
-"""Serving throughput and latency of /denoise against the bare in-process forward.
+"""Serving throughput of /denoise as a share of the bare model's, measured side by side.
 
-Starts `bentoml serve serving.noise2score:Service` on 127.0.0.1 for an exported model folder,
-sends a fixed noisy 128x128 RGB PNG (noise=gaussian, level=25) at concurrency 1, 8 and 32 and
-reports requests/s, p50 and p99 latency, next to `predict.denoise` called in this process on the
-same image. Loopback only; request counts are bounded.
+1. bare: ``predict.denoise`` called in this process on a fixed noisy 128x128 RGB image (noise
+   gaussian, level 25), one caller, the service's torch threads: calls/s.
+2. served: ``bentoml serve serving.noise2score:Service`` on 127.0.0.1 with the same model, the same
+   image as a PNG upload, at concurrency 1, 8 and 32 (``--requests`` each, benchmarks/load.py):
+   requests/s of the 200 answers, p50/p99 latency, every non-200 counted.
+3. bare again, so that a change of the machine's load during the run shows (the share is taken
+   against the mean of both bare rates).
 
-Run:  python benchmarks/serving.py --model-dir models/noise2score/model [--requests 200]
-      (without --model-dir or $PAPEROPS_MODEL_DIR: the registry's champion from the MLflow store
-      named by $MLFLOW_TRACKING_URI, else the project's own)
+The share ``served req/s / bare calls/s`` is the serving stack's efficiency: the HTTP server, the
+multipart parsing and request guard, the PNG decode and encode and the thread hand-offs all fit in
+around the forward. Goal: 0.8 or more at concurrency 32 with 0 non-200. Every line prints as it is
+measured. Loopback only.
+
+``--compare DIR`` serves the same model from another checkout's code too (e.g. main's), in
+alternating rounds (``--rounds``), each server between two bare runs, at the last concurrency
+only: the side-by-side comparison of two serving skeletons on one machine.
+
+Run:  python benchmarks/serving.py [--model-dir models/noise2score/model] [--requests 200]
+      python benchmarks/serving.py --model-dir M --compare ../main --rounds 3 --concurrency 32
+      (without --model-dir or $PAPEROPS_MODEL_DIR: the registry's champion of the project's MLflow
+      store, or $MLFLOW_TRACKING_URI's)
 """
 
 from __future__ import annotations
@@ -15,22 +28,19 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.load import BareResult, Request, bare_rate, measured, row, run_load, serve  # noqa: E402
+from tests.http_server import bentoml_server  # noqa: E402
 
 
 def noisy_png(size: int) -> tuple[bytes, np.ndarray]:
@@ -43,150 +53,100 @@ def noisy_png(size: int) -> tuple[bytes, np.ndarray]:
     return buf.getvalue(), (np.round(noisy * 255) / 255).astype(np.float32)
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+def resolve_model(arg: str | None) -> Path | None:
+    if arg:
+        return Path(arg).resolve()
+    from components.model_source import ModelUnavailable, model_dir
+
+    try:
+        return model_dir("noise2score")
+    except ModelUnavailable as exc:
+        print(
+            f"serving benchmark skipped: {exc}\nPass --model-dir <exported folder> (or PAPEROPS_MODEL_DIR).",
+            file=sys.stderr,
+        )
+        return None
+
+
+def compare(args: argparse.Namespace, request: Request, env: dict[str, str], bare: Callable[[], BareResult]) -> int:
+    """Alternate this checkout's server and ``--compare``'s, each between two bare runs."""
+    checkouts = {"this": ROOT, "other": Path(args.compare).resolve()}
+    full = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env}
+    full.pop("PYTHONPATH", None)  # each server imports its own checkout's code (its working directory)
+    concurrency = args.concurrency[-1]
+    for rnd in range(args.rounds):
+        for name, cwd in checkouts.items():
+            before = bare()
+            log = Path(os.environ.get("TMPDIR", "/tmp")) / f"paperops-bench-{name}.log"
+            with bentoml_server("serving.noise2score:Service", cwd, full, log) as url:
+                run_load(url, [request], 10, 2)  # warm-up
+                res = measured(url, [request], args.requests, concurrency)
+            after = bare()
+            base, cpu = (before.per_s + after.per_s) / 2, (before.cpu_s + after.cpu_s) / 2
+            print(row(f"{name}", res, base, cpu) + f"   [round {rnd + 1}, {cwd}]", flush=True)
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--model-dir",
-        default=os.environ.get("PAPEROPS_MODEL_DIR"),
-        help="exported model folder (default: $PAPEROPS_MODEL_DIR, else the registry champion)",
-    )
+    parser.add_argument("--model-dir", default=os.environ.get("PAPEROPS_MODEL_DIR"), help="exported model folder")
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch intra-op threads, here and in the server (default: the service's own "
-        "choice, $PAPEROPS_TORCH_THREADS or half the cores)",
-    )
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: the service's)")
+    parser.add_argument("--compare", default=None, help="another checkout whose serving code to measure alongside")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds with --compare")
     args = parser.parse_args()
+    started = time.perf_counter()
+    model_dir = resolve_model(args.model_dir)
+    if model_dir is None:
+        return 0
 
     import torch
 
+    from components.papers.noise2score.predict import denoise
+    from components.registry import get_paper
     from serving.common import torch_threads
 
     threads = args.threads or torch_threads()
     torch.set_num_threads(threads)
-
-    from components.papers.noise2score.predict import denoise
-    from components.registry import get_paper
-
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "1", "PAPEROPS_TORCH_THREADS": str(threads)}
-    if args.model_dir:
-        env["PAPEROPS_MODEL_DIR"] = str(Path(args.model_dir).resolve())
-        model_dir = Path(args.model_dir)
-    else:
-        from components.tracking import fetch_model
-
-        try:
-            model_dir = fetch_model(ROOT, "noise2score")
-        except LookupError as exc:  # no champion yet (its gate failed): say so instead of crashing
-            print(
-                f"serving benchmark skipped: {exc}. Pass --model-dir <exported folder> "
-                "(or PAPEROPS_MODEL_DIR) to measure a registered version that is not champion.",
-                file=sys.stderr,
-            )
-            return 0
     payload, noisy = noisy_png(args.size)
-
     model = get_paper("noise2score").load(model_dir)
-    denoise(model, noisy, noise="gaussian", level=25)  # warm-up
-    bare = []
-    for _ in range(30):
-        t = time.perf_counter()
-        denoise(model, noisy, noise="gaussian", level=25)
-        bare.append(time.perf_counter() - t)
-    bare_p50 = statistics.median(bare)
-    from serving.images import decode, encode_png
-
-    edge = []  # the service's own work without HTTP: decode the PNG, denoise, encode the answer
-    for _ in range(30):
-        t = time.perf_counter()
-        d = decode(payload)
-        encode_png(denoise(model, d.pixels, noise="gaussian", level=25)["image"], d.mode)
-        edge.append(time.perf_counter() - t)
-    edge_p50 = statistics.median(edge)
-
-    port = args.port
-    if not port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"paperops-bench-serving-{port}.log", "wb")
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "bentoml"),
-            "serve",
-            "serving.noise2score:Service",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    rows = []
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                print(f"server did not start; its log: {log.name}", file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-        files = {"image": ("noisy.png", payload, "image/png")}
-        form = {"noise": "gaussian", "level": "25"}
-        with httpx.Client(timeout=120) as client:
-            client.post(f"{url}/denoise", files=files, data=form)  # warm-up
-
-            def one(_: int) -> tuple[float, int]:
-                t = time.perf_counter()
-                r = client.post(f"{url}/denoise", files=files, data=form)
-                return time.perf_counter() - t, r.status_code
-
-            for concurrency in (1, 8, 32):
-                start = time.perf_counter()
-                with ThreadPoolExecutor(concurrency) as pool:
-                    results = list(pool.map(one, range(args.requests)))
-                wall = time.perf_counter() - start
-                lat = [t for t, code in results if code == 200]
-                failed = Counter(c for _, c in results if c != 200)
-                errors = ",".join(f"{n}x{code}" for code, n in sorted(failed.items()))
-                rows.append((concurrency, len(lat) / wall, percentile(lat, 0.5), percentile(lat, 0.99), errors))
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-
     print(
-        f"\n/denoise, {args.size}x{args.size} RGB, gaussian level 25, {args.requests} requests per level, "
-        f"{threads} torch thread(s), {os.cpu_count()} cores"
+        f"/denoise, {args.size}x{args.size} RGB, gaussian level 25, {args.requests} requests per level, "
+        f"{threads} torch thread(s), {os.cpu_count()} cores; model {model_dir}",
+        flush=True,
     )
-    print(f"bare in-process denoise(): p50 {bare_p50 * 1000:.1f} ms ({1 / bare_p50:.1f} /s on one caller)")
-    print(f"in-process PNG decode + denoise() + PNG encode: p50 {edge_p50 * 1000:.1f} ms\n")
-    print(f"{'concurrency':>11s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'p50/bare':>9s} {'errors':>10s}")
-    for c, rps, p50, p99, errors in rows:
-        print(f"{c:11d} {rps:8.1f} {p50 * 1000:8.1f} {p99 * 1000:8.1f} {p50 / bare_p50:9.2f} {errors or '0':>10s}")
+
+    def bare() -> BareResult:
+        b = bare_rate(lambda: denoise(model, noisy, noise="gaussian", level=25))
+        print(
+            f"{'bare':>8s}       {b.per_s:7.1f} calls/s p50 {b.p50_s * 1000:7.1f} ms  CPU {b.cpu_s * 1000:.1f} ms/call "
+            "(predict.denoise in this process)",
+            flush=True,
+        )
+        return b
+
+    request = Request.multipart(
+        "/denoise", files={"image": ("noisy.png", payload, "image/png")}, data={"noise": "gaussian", "level": "25"}
+    )
+    env = {"PAPEROPS_MODEL_DIR": str(model_dir), "PAPEROPS_TORCH_THREADS": str(threads)}
+    if args.compare:
+        return compare(args, request, env, bare)
+    first = bare()
+    results = []
+    with serve("serving.noise2score:Service", env, "noise2score") as url:
+        run_load(url, [request], 10, 2)  # warm-up
+        for c in args.concurrency:
+            res = measured(url, [request], args.requests, c)
+            results.append(res)
+            print(row("served", res, first.per_s, first.cpu_s), flush=True)
+    second = bare()
+    base, cpu = (first.per_s + second.per_s) / 2, (first.cpu_s + second.cpu_s) / 2
+    print(f"\nagainst the mean of both bare runs ({base:.1f} calls/s, {cpu * 1000:.1f} ms CPU per call):", flush=True)
+    for res in results:
+        print(row("served", res, base, cpu), flush=True)
+    print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 
 

@@ -6,6 +6,7 @@
     paperops run <paper>            all four stages in one process (no DVC, no Prefect)
     paperops status                 one line per paper: gate verdict, version served
     paperops serve <paper>          the BentoML HTTP service of the champion model
+    paperops build <paper>          a Bento of that service with the model baked in, tested pins
 
 Exit codes: 0 done, 2 invalid params.yaml or usage (nothing written), 1 a stage failed.
 """
@@ -86,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, loopback only)")
     serve.add_argument("--port", type=int, default=3000, help="port (default: %(default)s)")
     serve.add_argument("--version", default=None, help="serve this registry version instead of the champion")
+    build = sub.add_parser(
+        "build",
+        help="Build a Bento of the paper's service with its model baked in.",
+        description="Build a BentoML Bento of serving/<paper>.py that carries the model `paperops serve` would "
+        "serve (the champion, or --version) and the tested pins of constraints.txt, without network (no lock "
+        "resolution). Then `bentoml serve <paper>:latest` (127.0.0.1) or `bentoml containerize <paper>:latest` "
+        "(the image binds 0.0.0.0). See serving/bento.py.",
+    )
+    build.add_argument("paper", choices=sorted(PAPERS))
+    build.add_argument("--version", default=None, help="bake in this registry version instead of the champion")
     return parser
 
 
@@ -97,9 +108,23 @@ def bentoml_command() -> list[str]:
     return [str(script)] if script.is_file() and os.access(script, os.X_OK) else [sys.executable, "-m", "bentoml"]
 
 
+def _has_service(paper: str) -> bool:
+    if (Path("serving") / f"{paper}.py").is_file():
+        return True
+    print(f"paperops: {paper} has no service (serving/{paper}.py)", file=sys.stderr)
+    return False
+
+
+def _build(args: argparse.Namespace) -> int:
+    if not _has_service(args.paper):
+        return 2
+    cmd = [sys.executable, "-m", "serving.bento", args.paper, *(["--version", args.version] if args.version else [])]
+    os.execv(cmd[0], cmd)  # serving/ imports bentoml, which components/ never does
+    return 0  # pragma: no cover
+
+
 def _serve(args: argparse.Namespace) -> int:
-    if not (Path("serving") / f"{args.paper}.py").is_file():
-        print(f"paperops: {args.paper} has no service (serving/{args.paper}.py)", file=sys.stderr)
+    if not _has_service(args.paper):
         return 2
     if args.version:
         os.environ["PAPEROPS_MODEL_VERSION"] = args.version
@@ -132,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "build":
+        return _build(args)
     try:
         params = load_params(args.params, scale=getattr(args, "scale", None))
         if args.command == "validate":

@@ -2,7 +2,9 @@
 
 ``PAPEROPS_MODEL_DIR``: an exported folder, served directly (benchmarks, a model outside the
 registry). Otherwise the MLflow registry of the project at ``PAPEROPS_ROOT`` (default: the current
-directory): the version with alias ``champion``, or ``PAPEROPS_MODEL_VERSION`` when set.
+directory): the version with alias ``champion``, or ``PAPEROPS_MODEL_VERSION`` when set. A Bento
+built by ``paperops build`` serves the model baked into it (serving/common.py looks there first,
+unless ``PAPEROPS_MODEL_DIR`` is set).
 
 Both ``paperops serve`` (before it starts BentoML) and the service process (serving/common.py)
 resolve the model here, so a missing store, a missing champion or a bad version is reported the
@@ -12,6 +14,7 @@ same way, with what to do, instead of a server that retries its start-up forever
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -30,8 +33,31 @@ def what_to_do(paper: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """The model a service serves: its folder, registry version (None for a bare folder) and origin."""
+
+    paper: str
+    path: Path
+    version: str | None
+    source: str  # for people: "registry version 3 (champion)", "folder /x", "Bento model noise2score-model:v3-..."
+
+    def describe(self) -> str:
+        """``noise2score v3 (registry version 3 (champion))``: the line services log and document."""
+        return f"{self.paper} {'v' + self.version if self.version else '(unversioned)'} from {self.source}"
+
+
 def model_dir(paper: str) -> Path:
     """The folder of the exported model the service of ``paper`` loads (see the module docstring).
+
+    Raises:
+        ModelUnavailable: no such folder, no MLflow store, no champion or no such version.
+    """
+    return resolve(paper).path
+
+
+def resolve(paper: str) -> ServedModel:
+    """The model the service of ``paper`` loads, with its registry version (see the module docstring).
 
     Raises:
         ModelUnavailable: no such folder, no MLflow store, no champion or no such version.
@@ -40,7 +66,7 @@ def model_dir(paper: str) -> Path:
         folder = Path(os.environ["PAPEROPS_MODEL_DIR"])
         if not folder.is_dir():
             raise ModelUnavailable(f"PAPEROPS_MODEL_DIR={folder} is not a folder. {what_to_do(paper)}")
-        return folder
+        return ServedModel(paper, folder, None, f"folder {folder}")
     root = Path(os.environ.get("PAPEROPS_ROOT", Path.cwd()))
     store = root / "mlflow.db"
     if not os.environ.get("MLFLOW_TRACKING_URI") and not store.is_file():
@@ -48,14 +74,22 @@ def model_dir(paper: str) -> Path:
         raise ModelUnavailable(
             f"no MLflow store at {store.resolve()} (nothing was registered in {root.resolve()}). {what_to_do(paper)}"
         )
-    from components.tracking import fetch_model
+    try:
+        from components.tracking import fetch_registered
+    except ImportError as exc:  # a Bento ships without MLflow: it serves the model baked into it
+        raise ModelUnavailable(
+            f"this installation has no MLflow ({exc}), so it cannot read a registry; serve a Bento's own "
+            f"model or set PAPEROPS_MODEL_DIR. {what_to_do(paper)}"
+        ) from None
 
     version = os.environ.get("PAPEROPS_MODEL_VERSION") or None
     try:
-        return fetch_model(root, paper, version=version)
+        registered = fetch_registered(root, paper, version=version)
     except LookupError as exc:
         raise ModelUnavailable(f"{exc}. {what_to_do(paper)}") from None
     except Exception as exc:  # the store itself is unreadable (a bad URI, a corrupt file, a bad version string)
         raise ModelUnavailable(
             f"cannot read the registry for {paper!r} ({exc.__class__.__name__}: {exc}). {what_to_do(paper)}"
         ) from None
+    origin = f"registry version {registered.version}" + ("" if version else " (champion)")
+    return ServedModel(paper, registered.path, registered.version, origin)

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from components.config import Params, flatten, load_params
 from components.contract import RunContext
 from components.device import select_device
 from components.outputs import write_json_atomic
+from components.progress import progress
 from components.registry import get_paper
 
 log = logging.getLogger("paperops")
@@ -36,22 +34,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def tqdm_progress(iterable: Iterable[Any], total: int | None = None, desc: str = "", initial: int = 0) -> Iterable[Any]:
-    """Progress bar on stderr; quiet under PAPEROPS_NO_PROGRESS=1."""
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        iterable,
-        total=total,
-        desc=desc,
-        initial=initial,
-        mininterval=2.0,
-        file=sys.stderr,
-        disable=os.environ.get("PAPEROPS_NO_PROGRESS") == "1",
-        dynamic_ncols=True,
-    )
 
 
 def read_metrics(report_dir: Path) -> dict[str, float]:
@@ -96,7 +78,7 @@ def run_stage(
     log.info("%s %s: scale=%s device=%s", stage, paper_name, params.scale, device)
     run_params = {**flatten(cfg), "scale": params.scale, "device.resolved": str(device)}
     with tracking.stage_run(root, paper_name, stage, params.scale, run_params) as logger:
-        ctx = RunContext(paper_name, root, device, cfg.seed, logger, tqdm_progress, log)
+        ctx = RunContext(paper_name, root, device, cfg.seed, logger, progress, log)
         # every checkpoint the paper writes flushes the logger first; a resume continues its curve
         with hooked(ctx.checkpoint_dir, logger):
             return _step(stage, paper, cfg, ctx, params, root)

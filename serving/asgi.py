@@ -1,7 +1,8 @@
 """Plain ASGI middlewares the HTTP services add (no BentoML import here).
 
 ``ErrorShape``: every 4xx/5xx body becomes ``{"error": "<message>"}``. ``MaxBodySize``: the
-request-body bound. ``DocsAlias``: ``/docs`` serves the Swagger UI.
+request-body bound. ``DocsPage``: the Swagger UI at ``/`` and ``/docs``. ``ModelHeaders``: every
+response names the model that answered (``X-Model``, ``X-Model-Version``).
 
 
 BentoML 1.4 has no request-size setting (``api_server.max_request_size`` of 1.x was removed), and
@@ -13,6 +14,7 @@ the disk or the model. The per-image bound is checked again after parsing (servi
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -70,19 +72,80 @@ async def _refuse(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class DocsAlias:
-    """Serve BentoML's Swagger UI (at ``/``) under ``/docs`` too, the address users expect.
+class ModelHeaders:
+    """Add ``X-Model: <paper>`` and ``X-Model-Version: <registry version>`` to every HTTP response.
 
-    BentoML 1.4 serves the UI at ``/`` and the OpenAPI spec at ``/docs.json``; ``/docs`` was a 404.
+    ``served`` returns ``(paper, version)`` once the model is loaded (None before); a model served
+    from a bare folder has version ``unregistered``. Clients and tests see which version answered,
+    e.g. that a Bento serves the version baked into it whatever the registry says now.
     """
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], served: Callable[[], tuple[str, str] | None]) -> None:
         self.app = app
+        self.served = served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") == "/docs" and scope.get("method") in ("GET", "HEAD"):
-            scope = {**scope, "path": "/", "raw_path": b"/"}
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and (served := self.served()) is not None:
+                paper, version = served
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _MODEL_HEADERS]
+                headers += [(b"x-model", paper.encode()), (b"x-model-version", version.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+_MODEL_HEADERS = (b"x-model", b"x-model-version")
+
+
+class DocsPage:
+    """The Swagger UI page at ``/`` and ``/docs``, titled after the service, without BentoML's extras.
+
+    BentoML 1.4's page is titled "BentoML Prediction Service", loads Google Tag Manager from the
+    internet (a tracker, and a failed request on an offline machine), draws a "Powered by BentoML"
+    GitHub corner and hides the title behind CSS that left only the version badges showing. This
+    page uses the same bundled Swagger UI files (``/static_content/``) and BentoML's own
+    initializer (which loads ``./docs.json``), nothing from outside. ``/docs`` was a 404 before.
+    """
+
+    PATHS = ("/", "/docs", "/docs/")
+
+    def __init__(self, app: Callable[..., Awaitable[None]], title: str) -> None:
+        self.app = app
+        self.body = _DOCS_PAGE.replace("{title}", html.escape(title)).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") in self.PATHS and scope.get("method") in ("GET", "HEAD"):
+            length = str(len(self.body)).encode()
+            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", length)]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else self.body})
+            return
         await self.app(scope, receive, send)
+
+
+_DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="UTF-8">
+    <title>{title}</title>
+    <base href="/">
+    <link rel="stylesheet" type="text/css" href="./static_content/swagger-ui.css" />
+    <style>body { margin: 0; background: #fafafa; } .swagger-ui .topbar { display: none; }</style>
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="./static_content/swagger-ui-bundle.js" charset="UTF-8"></script>
+    <script src="./static_content/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+    <script src="./static_content/swagger-initializer.js" charset="UTF-8"></script>
+  </body>
+</html>
+"""
 
 
 # What BentoML says on a 5xx it does not explain ("An unexpected error has occurred, please check the

@@ -15,7 +15,8 @@ What a service gets from ``paper_service(...)`` and ``PaperService``:
   loop; a request past it stops computing and answers 504);
 * bounded upload readers (``read_upload``, ``read_npy``: the .npy header is checked before any
   allocation);
-* the OpenAPI page's title, description and version.
+* the OpenAPI page's title, description and version, and the examples of ``examples/<paper>/``;
+* ``X-Model`` and ``X-Model-Version`` headers on every response (which model answered).
 
 Adding a service (``serving/<paper>.py``)::
 
@@ -36,13 +37,23 @@ Adding a service (``serving/<paper>.py``)::
 
 Bound every input with pydantic annotations; raise ``ValueError`` (or ``BadInput``) with a message
 for input the types cannot express; the guard turns it into a 400. Add the service to the fuzz
-(tests/serving/test_fuzz_http.py) and give it an HTTP test of its own.
+(tests/serving/test_fuzz_http.py) and give it an HTTP test of its own. Its example requests live in
+``examples/<paper>/<route>.json`` (examples/make_examples.py): they become the OpenAPI page's
+examples (``document``), and the README's curl lines that use them are run by
+tests/serving/test_readme_http.py. ``paperops build <paper>`` packages the service as a Bento with
+its model baked in (serving/bento.py); the service finds that model first (``bento_model``).
+
+Sync endpoints run on ``threads`` threads (default 2): hold ``self.lock`` around the model call
+only, so that decoding the next upload and encoding the last answer overlap the forward. A file an
+endpoint returns is read into the response in that same thread (serving/edge.py).
 """
 
 from __future__ import annotations
 
 import atexit
+import inspect
 import io
+import json
 import logging
 import os
 import signal
@@ -58,8 +69,8 @@ import bentoml
 import numpy as np
 
 from serving import edge
-from serving.asgi import DocsAlias, ErrorShape, MaxBodySize
-from serving.model_source import ModelUnavailable, model_dir, what_to_do
+from serving.asgi import DocsPage, ErrorShape, MaxBodySize, ModelHeaders
+from serving.model_source import ModelUnavailable, ServedModel, resolve, what_to_do
 
 HOST = "127.0.0.1"
 PORT = 3000
@@ -122,15 +133,44 @@ def fail_startup(paper: str, message: str) -> None:
     os._exit(3)
 
 
-def load_model(paper: str) -> tuple[Any, Any, Path]:
-    """``(paper_object, model, model_dir)`` of the model to serve, or ``fail_startup``."""
+BENTO_MODEL_ARG = "paperops_model"  # the Bento argument naming the BentoML model baked in (serving/bento.py)
+
+
+def bento_model(paper: str) -> ServedModel | None:
+    """The model baked into the Bento being served (``paperops build``), or None outside a Bento.
+
+    ``paperops build`` stores the exported model in BentoML's model store and names its tag in the
+    Bento's arguments (``args: {paperops_model: <tag>}``), which ``bentoml serve <bento>`` hands to
+    every worker. ``PAPEROPS_MODEL_DIR`` still wins (a folder mounted into a container).
+    """
+    if os.environ.get("PAPEROPS_MODEL_DIR"):
+        return None
+    tag = getattr(bentoml.use_arguments(), BENTO_MODEL_ARG, None)
+    if not tag:
+        return None
+    try:
+        model = bentoml.models.get(tag)
+    except Exception as exc:  # noqa: BLE001 - NotFound or an unreadable store: say which model is missing
+        fail_startup(paper, f"the Bento's model {tag} is not in BentoML's model store ({exc})")
+        raise AssertionError("unreachable") from None
+    version = model.info.labels.get("registry_version")
+    version = None if version in (None, "", "unregistered") else version
+    return ServedModel(paper, Path(model.path_of(MODEL_FILES)), version, f"Bento model {tag}")
+
+
+MODEL_FILES = "files"  # the exported model folder inside a BentoML model (serving/bento.py writes it)
+
+
+def load_model(paper: str) -> tuple[Any, Any, ServedModel]:
+    """``(paper_object, model, served)`` of the model to serve, or ``fail_startup``."""
     from components.registry import get_paper
 
     folder: Path | None = None
     try:
-        folder = model_dir(paper)
+        served = bento_model(paper) or resolve(paper)
+        folder = served.path
         spec = get_paper(paper)
-        return spec, spec.load(folder), folder
+        return spec, spec.load(folder), served
     except ModelUnavailable as exc:
         fail_startup(paper, str(exc))
     except Exception as exc:  # noqa: BLE001 - any load failure stops the service with its reason
@@ -211,13 +251,15 @@ def read_npy(upload: Path, limit: int, max_elements: int, what: str) -> np.ndarr
 class PaperService:
     """Base of every service class: loads the paper's model in ``__init__``, then calls ``setup``.
 
-    Attributes set here: ``paper`` (the Paper object), ``model``, ``model_dir``, ``lock`` (one
-    forward at a time, if the service runs sync endpoints on more threads).
+    Attributes set here: ``paper`` (the Paper object), ``model``, ``model_dir``, ``served`` (which
+    model: registry version and origin), ``lock`` (one forward at a time, if the service runs sync
+    endpoints on more threads).
     """
 
     PAPER: str = ""
     TORCH_THREADS: int | None = None  # None: half the cores
     BUDGET_S: float = 60.0  # set by paper_service
+    SERVED: ServedModel | None = None  # the model this process serves, once loaded
 
     def __init__(self) -> None:
         import torch
@@ -226,7 +268,10 @@ class PaperService:
         # took 7 ms on 1 thread and 300 ms on 2 (OpenMP threads waiting for a core they cannot get).
         torch.set_num_threads(torch_threads(self.TORCH_THREADS))
         self.lock = threading.Lock()
-        self.paper, self.model, self.model_dir = load_model(self.PAPER)
+        self.paper, self.model, self.served = load_model(self.PAPER)
+        self.model_dir = self.served.path
+        type(self).SERVED = self.served  # for the X-Model-Version header and the OpenAPI page
+        logger.info("paperops: serving %s", self.served.describe())
         self.setup()
 
     def setup(self) -> None:
@@ -246,14 +291,87 @@ class _Service(bentoml.Service):  # type: ignore[misc]
 
         spec = super().openapi_spec
         title, description, version = getattr(self.inner, "__openapi_info__", (self.name, None, "None"))
-        info = attrs.evolve(spec.info, title=title, description=description or spec.info.description, version=version)
+        description = description or spec.info.description
+        served = getattr(self.inner, "SERVED", None)
+        if served is not None:  # known in the worker that answers /docs.json, once the model is loaded
+            description = f"{description}\n\n**Model served:** {served.describe()}."
+        info = attrs.evolve(spec.info, title=title, description=description, version=version)
         spec = attrs.evolve(spec, info=info)
+
+        paper = self.name
 
         class Spec(type(spec)):  # type: ignore[misc]
             def asdict(self) -> dict[str, Any]:
-                return openapi30(super().asdict())
+                return openapi30(document(super().asdict(), paper))
 
         return Spec(**{f.name: getattr(spec, f.name) for f in attrs.fields(type(spec)) if f.init})
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example(paper: str, route: str) -> dict[str, Any] | None:
+    """``examples/<paper>/<route>.json`` (see examples/make_examples.py), or None."""
+    path = EXAMPLES / paper / f"{route.strip('/')}.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def curl(paper: str, route: str, body: dict[str, Any], output: str | None = None) -> str:
+    """The curl command that sends ``body`` (an example) to ``route`` from a checkout of the project.
+
+    A body with a value ``"@file"`` is a multipart form (the file from ``examples/<paper>/``);
+    otherwise the JSON file itself is the request body.
+    """
+    url = f"http://127.0.0.1:{PORT}{route}"
+    out = f" -o {output}" if output else ""
+    if not any(isinstance(v, str) and v.startswith("@") for v in body.values()):
+        return f"curl -H 'content-type: application/json' -d @examples/{paper}/{route.strip('/')}.json {url}{out}"
+    fields = []
+    for key, value in body.items():
+        if isinstance(value, str) and value.startswith("@"):
+            fields.append(f"-F {key}=@examples/{paper}/{value[1:]}")
+        else:
+            fields.append(f"-F {key}={value if isinstance(value, str) else json.dumps(value)}")
+    return f"curl {' '.join(fields)} {url}{out}"
+
+
+OUTPUT_SUFFIX = {"image/png": "png", "application/octet-stream": "npy"}
+
+
+def document(spec: dict[str, Any], paper: str) -> dict[str, Any]:
+    """Finish BentoML's OpenAPI document: no BentoML contact, dedented descriptions, and every API
+    operation's example from ``examples/<paper>/<route>.json``: the curl command that sends it (in
+    the description) and the values Swagger UI's "Try it out" starts from."""
+    spec.get("info", {}).pop("contact", None)  # "BentoML Team": not who answers for this service
+    for route, item in spec.get("paths", {}).items():
+        for method, op in item.items():
+            if not isinstance(op, dict):
+                continue
+            if op.get("description"):
+                op["description"] = inspect.cleandoc(op["description"])
+            body = example(paper, route) if method == "post" else None
+            if body is None:
+                continue
+            content = op.get("requestBody", {}).get("content", {})
+            multipart = any(isinstance(v, str) and v.startswith("@") for v in body.values())
+            if not multipart and "application/json" in content:
+                content["application/json"]["example"] = body
+            for form in (content.get("multipart/form-data"), content.get("application/x-www-form-urlencoded")):
+                props = (form or {}).get("schema", {}).get("properties", {})
+                for key, value in body.items():
+                    if key in props and not (isinstance(value, str) and value.startswith("@")):
+                        props[key]["example"] = value
+            responses = op.get("responses", {})
+            ok = responses.get(200) or responses.get("200") or {}
+            produced = next(iter(ok.get("content", {})), "")
+            suffix = OUTPUT_SUFFIX.get(produced)
+            output = f"{route.strip('/')}.{suffix}" if suffix else None
+            command = curl(paper, route, body, output)
+            op["description"] = f"{op.get('description', '')}\n\nExample (from the project's root):\n\n    {command}"
+    return spec
 
 
 def openapi30(node: Any) -> Any:
@@ -273,12 +391,19 @@ def openapi30(node: Any) -> Any:
 
 
 def _version() -> str:
+    """paperops' version: the installed package's, else pyproject.toml's (a Bento ships the source)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("paperops")
     except PackageNotFoundError:
-        return "0"
+        import tomllib
+
+        try:
+            with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+                return str(tomllib.load(f)["project"]["version"])
+        except (OSError, KeyError, ValueError):
+            return "unknown"
 
 
 def paper_service(
@@ -291,6 +416,7 @@ def paper_service(
     max_request_bytes: int,
     budget_s: float | None = None,
     workers: int = 1,
+    threads: int = 2,
 ) -> Callable[[type], Any]:
     """Make a ``PaperService`` subclass a BentoML service with the house defaults and guard.
 
@@ -302,6 +428,9 @@ def paper_service(
         max_request_bytes: body bound (413 above it, before the body is read).
         budget_s: per-request compute budget; default ``$PAPEROPS_REQUEST_BUDGET_S`` or 0.8 timeout,
             so the solver stops (504 with a message) before BentoML's own timeout fires.
+        threads: threads that run the sync endpoints (BentoML's default is 1). With 2, one request's
+            upload decoding and answer encoding overlap another's forward, which ``self.lock``
+            keeps one at a time (benchmarks/serving.py measures the share of the bare forward's rate).
     """
 
     def decorate(cls: type) -> Any:
@@ -314,12 +443,19 @@ def paper_service(
             http={"host": HOST, "port": PORT},
             traffic={"timeout": timeout, "max_concurrency": max_concurrency},
             workers=workers,
+            threads=threads,
             service_class=_Service,
         )
         edge.install(svc, cls.BUDGET_S)
-        svc.add_asgi_middleware(ErrorShape)  # first added = outermost of ours
+
+        def served() -> tuple[str, str] | None:
+            s = cls.SERVED
+            return None if s is None else (s.paper, s.version or "unregistered")
+
+        svc.add_asgi_middleware(ModelHeaders, served=served)  # first added = outermost of ours
+        svc.add_asgi_middleware(ErrorShape)
         svc.add_asgi_middleware(MaxBodySize, max_bytes=max_request_bytes)
-        svc.add_asgi_middleware(DocsAlias)
+        svc.add_asgi_middleware(DocsPage, title=title)
         return svc
 
     return decorate

@@ -23,14 +23,16 @@ import functools
 import inspect
 import json
 import math
+import mimetypes
 import re
+from pathlib import Path, PurePath
 from typing import Any
 
 from bentoml.exceptions import BadInput
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 MAX_FIELDS = 100  # form fields per request (Starlette's default is 1000, then a 500 from BentoML)
 MAX_FILES = 100  # file parts per request (EBCLR's /embed takes 64 images)
@@ -215,16 +217,36 @@ def _mapped(exc: BaseException, ctx: Any, budget_s: float) -> JSONResponse:
     return _error(ctx, 400, str(exc) or exc.__class__.__name__)
 
 
-def guard_endpoint(func: Any, ctx_param: str | None, budget_s: float) -> Any:
-    """Wrap an endpoint: bad-input exceptions -> 400, TimeoutError -> 504, as ``{"error": ...}``."""
+def file_response(path: Path, fallback_type: str) -> Response:
+    """The bytes of a file an endpoint returned, as the response BentoML would stream from disk.
+
+    BentoML answers a returned ``Path`` with Starlette's ``FileResponse``, which stats, opens and
+    reads the file through the event loop's thread pool, three or more hand-offs of the GIL per
+    answer. The endpoint's thread reads it here instead (answers are bounded: an image, an array),
+    with the same content type and disposition.
+    """
+    media_type = mimetypes.guess_type(path.name)[0] or fallback_type
+    disposition = "inline" if media_type.startswith("image") else "attachment"
+    headers = {"content-disposition": f'{disposition}; filename="{path.name}"'}
+    return Response(path.read_bytes(), media_type=media_type, headers=headers)
+
+
+def guard_endpoint(func: Any, ctx_param: str | None, budget_s: float, output_type: str = "") -> Any:
+    """Wrap an endpoint: bad-input exceptions -> 400, TimeoutError -> 504, as ``{"error": ...}``;
+    a returned file becomes a response built in the endpoint's own thread (``file_response``)."""
     caught = (BadInput, TimeoutError, *BAD_INPUT_ERRORS)
+
+    def finish(result: Any) -> Any:
+        if isinstance(result, PurePath) and output_type:
+            return file_response(Path(result), output_type)
+        return result
 
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
             try:
-                return await func(*args, **kwargs)
+                return finish(await func(*args, **kwargs))
             except caught as exc:
                 if isinstance(exc, BadInput) and exc.error_code.value != 400:
                     raise
@@ -235,7 +257,7 @@ def guard_endpoint(func: Any, ctx_param: str | None, budget_s: float) -> Any:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            return finish(func(*args, **kwargs))
         except caught as exc:
             if isinstance(exc, BadInput) and exc.error_code.value != 400:
                 raise
@@ -248,4 +270,11 @@ def install(service: Any, budget_s: float) -> None:
     """Put the guard on every endpoint of a BentoML ``service`` (parse step and endpoint errors)."""
     for method in service.apis.values():
         method.input_spec.from_http_request = classmethod(parse_request)
-        method.func = guard_endpoint(method.func, method.ctx_param, budget_s)
+        output_type = method.output_spec.mime_type() if _returns_file(method.output_spec) else ""
+        method.func = guard_endpoint(method.func, method.ctx_param, budget_s, output_type)
+
+
+def _returns_file(spec: Any) -> bool:
+    root = getattr(spec, "model_fields", {}).get("root")
+    annotation = getattr(root, "annotation", None)
+    return isinstance(annotation, type) and issubclass(annotation, PurePath)

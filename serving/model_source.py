@@ -1,5 +1,5 @@
 """Which exported model a service loads: components/model_source.py (shared with `paperops serve`)."""
 
-from components.model_source import ModelUnavailable, model_dir, what_to_do
+from components.model_source import ModelUnavailable, ServedModel, model_dir, resolve, what_to_do
 
-__all__ = ["ModelUnavailable", "model_dir", "what_to_do"]
+__all__ = ["ModelUnavailable", "ServedModel", "model_dir", "resolve", "what_to_do"]

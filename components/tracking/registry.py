@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,23 @@ def champion_version(root: Path, paper: str) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registry version downloaded: its name, version number, run and exported ``model_dir``."""
+
+    name: str
+    version: str
+    run_id: str
+    path: Path
+
+
 def fetch_model(root: Path, paper: str, alias: str = CHAMPION, version: str | None = None) -> Path:
-    """Download a registered model and return its ``model_dir`` (model.safetensors + config.json).
+    """The ``model_dir`` of a registered model (``fetch_registered(...).path``)."""
+    return fetch_registered(root, paper, alias, version).path
+
+
+def fetch_registered(root: Path, paper: str, alias: str = CHAMPION, version: str | None = None) -> RegisteredModel:
+    """Download a registered model: its version number and ``model_dir`` (model.safetensors + config.json).
 
     Args:
         root: project root (for the default tracking store).
@@ -119,4 +135,4 @@ def fetch_model(root: Path, paper: str, alias: str = CHAMPION, version: str | No
     entry = flavor.get("artifacts", {}).get("model_dir")
     if entry is None or not (local / entry["path"]).is_dir():
         raise LookupError(f"{paper} version {mv.version} is not a paperops model (no model_dir artifact)")
-    return local / entry["path"]
+    return RegisteredModel(paper, str(mv.version), str(mv.run_id or ""), local / entry["path"])

@@ -22,7 +22,9 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in out
 
 
-@pytest.mark.parametrize("command", ["validate", "prepare", "train", "evaluate", "register", "run", "status", "serve"])
+@pytest.mark.parametrize(
+    "command", ["validate", "prepare", "train", "evaluate", "register", "run", "status", "serve", "build"]
+)
 def test_help_explains(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args([command, "--help"])

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from serving.asgi import DocsAlias, MaxBodySize
+from serving.asgi import DocsPage, MaxBodySize
 
 
 async def _echo(scope, receive, send) -> None:
@@ -56,12 +56,20 @@ def test_get_is_not_bounded() -> None:
     assert call("GET", [])[0] == 200
 
 
-def test_docs_alias_rewrites_only_get_docs() -> None:
+def test_docs_page_answers_only_get_of_the_ui_paths() -> None:
     seen: list[str] = []
+    sent: list[dict] = []
 
     async def app(scope, receive, send) -> None:
         seen.append(scope["path"])
 
-    for method, path in [("GET", "/docs"), ("GET", "/docs.json"), ("POST", "/docs"), ("GET", "/denoise")]:
-        asyncio.run(DocsAlias(app)({"type": "http", "method": method, "path": path, "headers": []}, None, None))
-    assert seen == ["/", "/docs.json", "/docs", "/denoise"]
+    async def send(message) -> None:
+        sent.append(message)
+
+    page = DocsPage(app, title="My <service>")
+    for method, path in [("GET", "/docs"), ("GET", "/"), ("GET", "/docs.json"), ("POST", "/docs"), ("GET", "/denoise")]:
+        asyncio.run(page({"type": "http", "method": method, "path": path, "headers": []}, None, send))
+    assert seen == ["/docs.json", "/docs", "/denoise"]  # the rest reach the service
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
+    assert len(bodies) == 2 and all(b"<title>My &lt;service&gt;</title>" in b for b in bodies)
+    assert all(b"googletagmanager" not in b and b"github.com" not in b for b in bodies)  # nothing from outside

@@ -94,6 +94,6 @@ def test_bad_input_is_4xx_with_message(server, files, data, fragment: str) -> No
 
 def test_openapi_docs(server) -> None:
     assert httpx.get(f"{server}/", timeout=10).status_code == 200  # Swagger UI
-    assert "swagger" in httpx.get(f"{server}/docs", timeout=10).text.lower()  # serving/asgi.py DocsAlias
+    assert "swagger" in httpx.get(f"{server}/docs", timeout=10).text.lower()  # serving/asgi.py DocsPage
     spec = httpx.get(f"{server}/docs.json", timeout=10).json()
     assert "/denoise" in spec["paths"] and "/estimate" in spec["paths"]
