@@ -155,7 +155,7 @@ def test_dvc_experiment_registers_without_moving_the_champion(repo: ProjectCopy)
     assert version.tags["dvc.exp_name"] == name and version.tags["champion_moved"] == "False"
     status = repo.run("paperops", "status").stdout
     assert f"DVC experiment {name}: champion not moved" in status and f"serving v{before}" in status, status
-    repo.run("paperops", "validate")  # the params.yaml DVC rewrote is still valid
+    repo.run("paperops", "validate", PAPER)  # the params.yaml DVC rewrote is still valid
     # Promoting is explicit: the same experiment with PAPEROPS_PROMOTE_EXPERIMENTS=1 moves it.
     env = {**repo.env, "PAPEROPS_PROMOTE_EXPERIMENTS": "1"}
     subprocess.run(
@@ -163,7 +163,7 @@ def test_dvc_experiment_registers_without_moving_the_champion(repo: ProjectCopy)
     )
     promoted = json.loads((repo.path / "reports" / PAPER / "registration.json").read_text())
     assert promoted["champion_moved"] is True and promoted["experiment"]
-    assert client.get_model_version_by_alias(PAPER, "champion").version == promoted["version"]
+    assert str(client.get_model_version_by_alias(PAPER, "champion").version) == promoted["version"]
     repo.run("git", "checkout", "--", ".")
 
 
