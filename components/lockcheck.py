@@ -11,8 +11,8 @@ it. This check runs on a clone without any data (CI) and fails when the commit i
 * a committed output differs from the hash the lock recorded (edited by hand, or from another run),
   or an output with ``cache: false`` is not committed at all;
 * a paper's ``metrics.json`` lacks the gate's verdict or one of its headline metrics;
-* a paper has no plot of its ``results.csv`` under ``plots:`` in dvc.yaml, or the plot names a
-  column the committed table does not have.
+* a paper has no plot of its ``results.csv`` under ``plots:`` (in its own
+  ``components/papers/<paper>/dvc.yaml``), or the plot names a column the committed table lacks.
 
 What ``dvc status`` reports for data, models and figures (in the DVC cache and remote, not in git)
 is expected on a clone and ignored. A code dependency changed since the lock (``components/...``)
@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,24 +108,30 @@ def _cache_false_outs(dvc_yaml: dict[str, Any], stage: str, paper: str) -> list[
     return paths
 
 
-def _plot_columns(dvc_yaml: dict[str, Any], paper: str) -> list[tuple[str, list[str]]]:
-    """(template, columns named) of each top-level plot of ``reports/<paper>/results.csv``."""
+def _plot_columns(root: Path, paper: str) -> list[tuple[str, list[str]]]:
+    """(template, columns named) of each top-level plot of ``reports/<paper>/results.csv`` in the
+    root dvc.yaml or the paper's own (``components/papers/<paper>/dvc.yaml``; paths relative to it)."""
     target = f"reports/{paper}/results.csv"
     found = []
-    for entry in dvc_yaml.get("plots") or []:
-        for plot_id, spec in entry.items() if isinstance(entry, dict) else []:
-            spec = spec or {}
-            named: list[str] = []
-            for axis in ("x", "y"):
-                value = spec.get(axis)
-                if isinstance(value, dict):
-                    for path, cols in value.items():
-                        if path == target:
-                            named += [cols] if isinstance(cols, str) else list(cols)
-                elif plot_id == target and value is not None:
-                    named += [value] if isinstance(value, str) else list(value)
-            if plot_id == target or named:
-                found.append((str(spec.get("template", "linear")), named))
+    for file in (root / "dvc.yaml", root / "components" / "papers" / paper / "dvc.yaml"):
+        if not file.is_file():
+            continue
+        where = file.parent.relative_to(root)
+        for entry in (yaml.safe_load(file.read_text()) or {}).get("plots") or []:
+            for plot_id, spec in entry.items() if isinstance(entry, dict) else []:
+                spec = spec or {}
+                named: list[str] = []
+                own = os.path.normpath(where / str(plot_id)) == target
+                for axis in ("x", "y"):
+                    value = spec.get(axis)
+                    if isinstance(value, dict):
+                        for path, cols in value.items():
+                            if os.path.normpath(where / str(path)) == target:
+                                named += [cols] if isinstance(cols, str) else list(cols)
+                    elif own and value is not None:
+                        named += [value] if isinstance(value, str) else list(value)
+                if own or named:
+                    found.append((str(spec.get("template", "linear")), named))
     return found
 
 
@@ -162,13 +169,11 @@ def check(root: Path, params: Params) -> LockReport:
     for stage, changes in sorted(status.items()):
         _classify(stage, changes, tracked, report)
     for paper in params.papers:
-        _check_paper(root, paper, get_paper(paper).headline, tracked, dvc_yaml, report)
+        _check_paper(root, paper, get_paper(paper).headline, tracked, report)
     return report
 
 
-def _check_paper(
-    root: Path, paper: str, headline: tuple[str, ...], tracked: set[str], dvc_yaml: dict[str, Any], report: LockReport
-) -> None:
+def _check_paper(root: Path, paper: str, headline: tuple[str, ...], tracked: set[str], report: LockReport) -> None:
     """metrics.json holds the gate's verdict and the headline; results.csv has a plot with its columns."""
     rel = f"reports/{paper}/{METRICS}"
     if rel in tracked:
@@ -177,10 +182,12 @@ def _check_paper(
         missing += [p for p in headline if not any(fnmatch.fnmatchcase(k, p) for k in metrics)]
         if missing:
             report.problems.append(f"{rel}: no {', '.join(missing)} (rerun `paperops evaluate {paper}`)")
-    plots = _plot_columns(dvc_yaml, paper)
+    plots = _plot_columns(root, paper)
     table = f"reports/{paper}/results.csv"
     if not plots:
-        report.problems.append(f"dvc.yaml: no plot of {table} under plots: (give its x, y and template)")
+        report.problems.append(
+            f"components/papers/{paper}/dvc.yaml: no plot of {table} under plots: (give its x, y and template)"
+        )
         return
     if table not in tracked:
         return  # reported above as an uncommitted cache: false output
@@ -188,7 +195,7 @@ def _check_paper(
         header = next(csv.reader(fh), [])
     for template, columns in plots:
         if len(columns) < 2:
-            report.problems.append(f"dvc.yaml: the plot of {table} ({template}) needs both x and y")
+            report.problems.append(f"the plot of {table} ({template}) needs both x and y")
         for col in columns:
             if col not in header:
-                report.problems.append(f"dvc.yaml: the plot of {table} names {col!r}, not a column of it")
+                report.problems.append(f"the plot of {table} names {col!r}, not a column of it")

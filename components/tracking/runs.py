@@ -4,7 +4,7 @@ The store defaults to a local SQLite file (``mlflow.db``) and artifacts under ``
 the project root, and moves with the checkout (``components.tracking.store``);
 ``MLFLOW_TRACKING_URI`` points it anywhere else (a team server, say).
 
-A stage run is named ``<paper>/<stage>/<scale>`` (``noise2score/train/default``) and nests under
+A stage run is named ``<paper>/<stage>/<scale>`` (e.g. ``<paper>/train/default``) and nests under
 the parent run of its pipeline when its stages run together (``components.tracking.pipeline``).
 Experiments are marked as model development (``mlflow.experimentKind``), so MLflow 3's UI opens
 them on their runs rather than on its GenAI pages.
