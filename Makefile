@@ -14,7 +14,7 @@ export BENTOML_DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test test-fast flow serve mlflow-ui prefect-ui bench lint clean-outputs help
+.PHONY: setup run test test-fast flow serve mlflow-ui prefect-ui bench lint clean-outputs help plots-template
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,7 @@ run: setup  ## the main job: `dvc repro` of every paper in params.yaml, then one
 	echo; echo "== paperops status: gate verdict and version served, per paper"; \
 	$(BIN)/paperops status || { s=$$?; [ $$rc -ne 0 ] || rc=$$s; }; \
 	echo "Results: dvc metrics show | reports/*/results.md | make mlflow-ui | make serve PAPER=<name>"; \
+	echo "To make them the reference: git add dvc.lock data/.gitignore models/.gitignore reports/ && git commit"; \
 	exit $$rc
 
 test: setup  ## the whole test suite (what CI runs)
@@ -50,6 +51,7 @@ serve: setup  ## serve the champion model of PAPER (make serve PAPER=<name>) on 
 	$(BIN)/paperops serve $(PAPER)
 
 mlflow-ui: setup  ## MLflow UI on http://127.0.0.1:5000 over the local store
+	@echo "Open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (runs), http://127.0.0.1:5000/#/models (registry)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 prefect-ui: setup  ## Prefect server and UI on http://127.0.0.1:4200
@@ -58,6 +60,10 @@ prefect-ui: setup  ## Prefect server and UI on http://127.0.0.1:4200
 bench: setup  ## orchestration and serving benchmarks, a few minutes, printed as they go (ratios; see benchmarks/)
 	$(BIN)/python -u benchmarks/orchestration.py
 	$(BIN)/python -u benchmarks/serving.py
+
+plots-template: setup  ## rewrite .dvc/offline_plots.html (Vega bundled for `dvc plots show` offline; installs vl-convert-python)
+	$(BIN)/python -m pip install -q vl-convert-python==1.9.0.post1
+	$(BIN)/python .dvc/offline_plots.py
 
 lint: setup  ## ruff (lint, format check), mypy on components/, import-layering contracts (ARCHITECTURE.md 4)
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@
     paperops prepare|train|evaluate|register <paper> [--scale S] [--params FILE]
     paperops run <paper>            all four stages in one process (no DVC, no Prefect)
     paperops status                 one line per paper: gate verdict, version served
+    paperops check-lock [--strict]  do the committed dvc.lock and reports/ agree with dvc.yaml, params.yaml?
     paperops serve <paper>          the BentoML HTTP service of the champion model
     paperops build <paper>          a Bento of that service with the model baked in, tested pins
 
@@ -26,7 +27,8 @@ STAGE_HELP = {
     "prepare": "Build the paper's dataset into data/<paper>/ (default: data bundled with installed packages).",
     "train": "Train into models/<paper>/ (resumes from the last checkpoint after a crash).",
     "evaluate": "Evaluate models/<paper>/model; writes reports/<paper>/metrics.json, tables and figures.",
-    "register": "Log the model to MLflow, register a version; move alias 'champion' if the gate passes.",
+    "register": "Log the model to MLflow, register a version; move alias 'champion' if the gate passes "
+    "(not in a DVC experiment, unless PAPEROPS_PROMOTE_EXPERIMENTS=1).",
 }
 
 
@@ -69,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         "'champion', which `paperops serve <paper>` serves.",
     )
     status.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    check = sub.add_parser(
+        "check-lock",
+        help="Check that the committed dvc.lock and reports/ agree with dvc.yaml and params.yaml.",
+        description="For a clone without data (CI): dvc.lock and every cache: false output (reports/<paper>/*.json, "
+        "results.csv, results.md) are committed; `dvc status` finds no stage whose command or params differ from "
+        "the lock and no committed output that differs from it; each paper in papers: has its gate verdict and "
+        "headline in metrics.json and a plot of its results.csv. Code changed since the lock is reported (a "
+        "failure with --strict). Exit 0 coherent, 1 not.",
+    )
+    check.add_argument("--strict", action="store_true", help="also fail when code changed since dvc.lock")
+    check.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     for stage, text in STAGE_HELP.items():
         _add_common(sub.add_parser(stage, help=text, description=text))
     run = sub.add_parser(
@@ -167,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             for paper in args.papers:
                 write_resolved_config(Path.cwd(), params, paper)
             return 0
-        if args.command != "status" and args.paper not in params.sections:
+        if args.command not in ("status", "check-lock") and args.paper not in params.sections:
             raise ConfigError(f"{args.paper}: no section in {args.params} (add `{args.paper}: {{}}` for the defaults)")
     except ConfigError as exc:
         print(f"paperops: invalid {args.params}:\n{exc}", file=sys.stderr)
@@ -177,15 +190,39 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(summary(Path.cwd(), params)))
         return 0
+    if args.command == "check-lock":
+        from components.lockcheck import check
+
+        report = check(Path.cwd(), params)
+        for line in report.lines(args.strict):
+            print(line)
+        ok = report.ok(args.strict)
+        print(
+            "check-lock: " + ("coherent" if ok else "NOT coherent") + f" ({len(report.problems)} problems, "
+            f"{len(report.stale)} stale)"
+        )
+        return 0 if ok else 1
     from components.stages import STAGES, run_stage
 
     stages = STAGES if args.command == "run" else (args.command,)
+    if args.command == "run" and not os.environ.get("PAPEROPS_PIPELINE_ID"):
+        # the four stage runs nest under one parent run in MLflow (components/tracking/pipeline.py)
+        os.environ["PAPEROPS_PIPELINE_ID"] = f"paperops-run-{os.getpid()}-{os.urandom(4).hex()}"
     for stage in stages:
         result = run_stage(stage, args.paper, params=params)
         if stage == "register":
-            verdict = "champion" if result["champion"] else "not champion: " + "; ".join(result["reasons"])
-            print(f"{result['name']} version {result['version']} registered ({verdict})")
+            print(f"{result['name']} version {result['version']} registered ({registration_verdict(result)})")
     return 0
+
+
+def registration_verdict(record: dict) -> str:
+    """``champion`` / ``gate passed, champion not moved (DVC experiment x)`` / ``gate failed: ...``."""
+    if not record["gate_passed"]:
+        return "gate failed, not champion: " + "; ".join(record["reasons"])
+    if record["champion_moved"]:
+        return "gate passed, now champion"
+    where = f"DVC experiment {record['experiment']}" if record.get("experiment") else "not promoted"
+    return f"gate passed, champion not moved ({where})"
 
 
 if __name__ == "__main__":  # pragma: no cover

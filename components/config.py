@@ -172,14 +172,31 @@ def resolve(model: type[M], section: Mapping[str, Any] | None, scale: str, name:
 
 
 class Params(BaseModel):
-    """The whole of params.yaml, validated."""
+    """The whole of params.yaml, validated.
+
+    params.yaml itself carries no comments: ``dvc exp run -S key=value`` rewrites the file and
+    drops them. What each key means is documented here and in each paper's config model
+    (``components/papers/<paper>/config.py``), where the defaults cite the paper.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    scale: Scale
-    papers: tuple[str, ...]
-    sections: dict[str, dict[str, Any]]
-    path: Path
+    scale: Scale = Field(
+        description="Which scale every stage runs at: smoke (tests, seconds), default (a laptop CPU) or paper "
+        "(the paper's own settings, for a GPU). Switch with `dvc exp run -S scale=paper`, by editing params.yaml, "
+        "or per command with `paperops <stage> <paper> --scale S`."
+    )
+    papers: tuple[str, ...] = Field(
+        description="The papers `dvc repro` and the Prefect flows run, in order, each once; each must be registered "
+        "(components/registry.py) and have a section."
+    )
+    sections: dict[str, dict[str, Any]] = Field(
+        description="One section per paper, `<paper>: {common: {...}, smoke: {...}, default: {...}, paper: {...}}`. "
+        "A paper's config = its config model's defaults (the paper's values, cited in its config.py) <- `common` <- "
+        "the section of the chosen scale. Unknown keys, wrong types and out-of-range values stop every command "
+        "before it does any work."
+    )
+    path: Path = Field(description="The params file read.")
 
     def config(self, paper: str, scale: str | None = None) -> PaperConfig:
         """The resolved, validated config of ``paper`` at ``scale`` (default: the file's).

@@ -8,7 +8,7 @@ Step signatures::
 
     prepare(cfg, ctx) -> None                 writes ctx.data_dir
     train(cfg, ctx) -> None                   writes ctx.model_dir / "model" (export) and checkpoints
-    evaluate(cfg, ctx) -> dict[str, float]    writes ctx.report_dir, returns the headline metrics
+    evaluate(cfg, ctx) -> dict[str, float]    writes ctx.report_dir, returns its metrics (all of them)
     gate(metrics) -> Gate                     does this evaluation earn the alias ``champion``?
     load(model_dir) -> model                  rebuilds the exported model for serving (no pickle)
 """
@@ -145,3 +145,8 @@ class Paper:
     predict: Callable[..., Any] | None = None
     example_input: Callable[[], Any] | None = None
     """Returns a small input for ``predict`` (used for the MLflow signature and smoke checks)."""
+    headline: tuple[str, ...] = ()
+    """The few metric keys (or ``fnmatch`` patterns) kept in ``reports/<paper>/metrics.json``
+    beside the gate's verdict, so that ``dvc metrics show`` and ``dvc exp show`` read in a
+    terminal; every metric stays in ``all_metrics.json`` and the MLflow run. Empty: the first keys
+    the gate reads (``components.outputs.headline_metrics``)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from components.checkpoint import hooked
 from components.config import Params, flatten, load_params
 from components.contract import RunContext
 from components.device import select_device
-from components.outputs import write_json_atomic
+from components.outputs import ALL_METRICS, METRICS, REGISTRATION, headline_metrics, write_json_atomic
 from components.progress import progress
 from components.registry import get_paper
 
@@ -36,12 +37,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def read_metrics(report_dir: Path) -> dict[str, float]:
-    """``reports/<paper>/metrics.json`` as written by the evaluate stage."""
-    path = report_dir / "metrics.json"
+def read_metrics(report_dir: Path, name: str = ALL_METRICS) -> dict[str, float]:
+    """``reports/<paper>/all_metrics.json`` (every metric) or ``metrics.json`` (the headline), as
+    written by the evaluate stage."""
+    path = report_dir / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} missing: run `paperops evaluate {report_dir.name}` first")
     return json.loads(path.read_text())
+
+
+# Set to 1 to let a DVC experiment (`dvc exp run`) move the alias champion when its gate passes.
+PROMOTE_EXPERIMENTS = "PAPEROPS_PROMOTE_EXPERIMENTS"
+
+
+def dvc_experiment() -> dict[str, str]:
+    """``{"dvc.exp_name", "dvc.exp_baseline"}`` when this process runs inside a DVC experiment.
+
+    ``dvc exp run`` (in the workspace, ``--temp`` or from the queue) sets ``DVC_EXP_NAME`` and
+    ``DVC_EXP_BASELINE_REV`` for its stage commands (dvc/repo/experiments/queue/base.py); a plain
+    ``dvc repro`` sets neither.
+    """
+    if not os.environ.get("DVC_EXP_NAME"):
+        return {}
+    return {"dvc.exp_name": os.environ["DVC_EXP_NAME"], "dvc.exp_baseline": os.environ.get("DVC_EXP_BASELINE_REV", "")}
 
 
 def run_stage(
@@ -52,7 +70,7 @@ def run_stage(
     params_path: Path | str = "params.yaml",
     scale: str | None = None,
 ) -> Any:
-    """Run one stage of one paper, tracked as an MLflow run named after the stage.
+    """Run one stage of one paper, tracked as the MLflow run ``<paper>/<stage>/<scale>``.
 
     Args:
         stage: one of ``STAGES``.
@@ -94,12 +112,30 @@ def _step(stage: str, paper: Any, cfg: Any, ctx: RunContext, params: Params, roo
         return paper.train(cfg, ctx)
     if stage == "evaluate":
         metrics = {k: float(v) for k, v in paper.evaluate(cfg, ctx).items()}
-        write_json_atomic(ctx.report_dir / "metrics.json", metrics)
+        headline = headline_metrics(paper, metrics, paper.gate(metrics))
+        write_json_atomic(ctx.report_dir / ALL_METRICS, metrics)
+        write_json_atomic(ctx.report_dir / METRICS, headline)
         ctx.logger.log_metrics(metrics)
+        if isinstance(ctx.logger, tracking.MlflowLogger):
+            ctx.logger.log_summary(headline)
         return metrics
     metrics = read_metrics(ctx.report_dir)
     gate = paper.gate(metrics)
-    record = tracking.register_model(root, paper, ctx.model_dir, metrics, gate)
+    experiment = dvc_experiment()
+    promote = not experiment or os.environ.get(PROMOTE_EXPERIMENTS) == "1"
+    if experiment and gate.passed and not promote:
+        log.warning(
+            "DVC experiment %s: the registered version does not become champion (set %s=1 to allow it)",
+            experiment["dvc.exp_name"],
+            PROMOTE_EXPERIMENTS,
+        )
+    headline = headline_metrics(paper, metrics, gate)
+    record = tracking.register_model(root, paper, ctx.model_dir, headline, gate, promote=promote, tags=experiment)
     record["scale"] = params.scale
-    write_json_atomic(ctx.report_dir / "registration.json", record)
+    record["experiment"] = experiment.get("dvc.exp_name")
+    write_json_atomic(ctx.report_dir / REGISTRATION, record)
+    if isinstance(ctx.logger, tracking.MlflowLogger):
+        ctx.logger.log_summary(
+            {}, {"registered_version": record["version"], "champion_moved": str(record["champion_moved"])}
+        )
     return record

@@ -25,11 +25,16 @@ class PaperStatus:
     reasons: tuple[str, ...]
     scale: str | None  # scale of that registration
     served: str | None  # version holding the alias champion
+    moved: bool | None = None  # whether that registration moved the alias (not in a DVC experiment)
+    experiment: str | None = None  # the DVC experiment it ran in, if any
 
     def line(self, current_scale: str) -> str:
         """``<paper>  gate passed (v3, scale default)  serving v3``: one line, no wrapping."""
         if self.registered is None:
             verdict = "not registered yet (run `dvc repro`)"
+        elif self.passed and self.moved is False:
+            why = f"DVC experiment {self.experiment}" if self.experiment else "not promoted"
+            verdict = f"gate passed (v{self.registered}; {why}: champion not moved)"
         elif self.passed:
             verdict = f"gate passed (v{self.registered})"
         else:
@@ -53,13 +58,18 @@ def paper_status(root: Path, paper: str) -> PaperStatus:
     record = json.loads(path.read_text()) if path.is_file() else {}
     uri = tracking.tracking_uri(Path(root))
     no_store = uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()
+    # records before the split into gate_passed / champion_moved had one key, "champion", for both
+    passed = record.get("gate_passed", record.get("champion"))
+    moved = record.get("champion_moved", record.get("champion"))
     return PaperStatus(
         paper=paper,
         registered=str(record["version"]) if "version" in record else None,
-        passed=bool(record["champion"]) if "champion" in record else None,
+        passed=bool(passed) if passed is not None else None,
         reasons=tuple(record.get("reasons") or ()),
         scale=record.get("scale"),
         served=None if no_store else tracking.champion_version(Path(root), paper),  # never create a store
+        moved=bool(moved) if moved is not None else None,
+        experiment=record.get("experiment"),
     )
 
 

@@ -110,7 +110,10 @@ def _publish_report(paper: str, root: Path) -> None:
         parts.append((report / "results.md").read_text())
     if (report / "registration.json").is_file():
         reg = json.loads((report / "registration.json").read_text())
-        parts.append(f"Registered version **{reg['version']}**, champion: **{reg['champion']}**")
+        parts.append(
+            f"Registered version **{reg['version']}**, gate passed: **{reg['gate_passed']}**, "
+            f"champion moved: **{reg['champion_moved']}**"
+        )
     key = "".join(c if c.isalnum() else "-" for c in paper.lower())
     create_markdown_artifact("\n\n".join(parts), key=f"{key}-report", description=f"{paper} results")
 

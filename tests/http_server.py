@@ -40,7 +40,7 @@ def served_env(project, paper: str) -> dict[str, str]:
     the run earned the alias, else the version it registered (``PAPEROPS_MODEL_VERSION``)."""
     registration = json.loads((project.path / "reports" / paper / "registration.json").read_text())
     env = dict(project.env)
-    if not registration["champion"]:
+    if not registration["champion_moved"]:
         env["PAPEROPS_MODEL_VERSION"] = str(registration["version"])
     return env
 

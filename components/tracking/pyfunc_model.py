@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 from mlflow.pyfunc import PythonModel
 
 
@@ -26,7 +27,13 @@ class PaperModel(PythonModel):
             raise RuntimeError(f"paper {self.paper.name!r} serves no model (PAPER.load/predict is None)")
         self.model = self.paper.load(Path(context.artifacts["model_dir"]))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    # ``np.ndarray``: MLflow 3 reads the hint on ``model_input``; ``Any`` makes it warn twice that
+    # it cannot derive a schema, no hint makes it warn that there is none, and ``np.ndarray`` is one
+    # of the hints it takes as "no schema from the hint, no conversion" (mlflow/types/type_hints.py,
+    # type_hints_no_signature_inference). The input is a paper's ``example_input`` kind (an array,
+    # or a dict of arrays for two-image papers), described by the signature and the input example
+    # logged with the model (components/tracking/registry.py).
+    def predict(self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None) -> Any:
         predict = self.paper.predict
         assert predict is not None  # load_context refused a paper without one
         return predict(self.model, model_input, **(params or {}))

@@ -43,43 +43,61 @@ def _signature(paper: Any, model_dir: Path) -> Any:
     return signature
 
 
-def register_model(root: Path, paper: Any, model_dir: Path, metrics: dict[str, float], gate: Gate) -> dict[str, Any]:
+def register_model(
+    root: Path,
+    paper: Any,
+    model_dir: Path,
+    metrics: dict[str, float],
+    gate: Gate,
+    promote: bool = True,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Log ``model_dir`` as a pyfunc model in the active run and register a new version.
 
-    The version is tagged with the gate's verdict; the alias ``champion`` moves to it only when
-    the gate passed, otherwise the previous champion keeps it.
+    The version is tagged with the gate's verdict, ``metrics`` (the headline ones) and ``tags``.
+    The alias ``champion`` moves to it only when the gate passed and ``promote`` is true (the
+    caller says no for a DVC experiment: an experiment does not change what is served); otherwise
+    the previous champion keeps it.
 
     Returns:
-        ``{"name", "version", "champion", "run_id", "reasons"}``.
+        ``{"name", "version", "gate_passed", "champion_moved", "run_id", "reasons"}``.
     """
     client = configure(root)
+    example = paper.example_input() if paper.example_input is not None and paper.predict is not None else None
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(_PYFUNC_CODE),
         artifacts={"model_dir": str(model_dir)},
         model_config={"paper": paper.name},
         signature=_signature(paper, model_dir),
+        input_example=example,
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "safetensors", "paperops"],
         registered_model_name=paper.name,
         await_registration_for=60,
     )
     version = str(info.registered_model_version)
+    moved = gate.passed and promote
     for key, value in {
         "gate.passed": str(gate.passed),
         "gate.reasons": "; ".join(gate.reasons) or "all checks passed",
-        **{f"metric.{k}": f"{v:.4f}" for k, v in sorted(metrics.items())[:50]},
+        "champion_moved": str(moved),
+        **{f"metric.{k}": f"{v:.4g}" for k, v in sorted(metrics.items())[:50]},
+        **(tags or {}),
     }.items():
         client.set_model_version_tag(paper.name, version, key, value)
     client.update_registered_model(paper.name, description=f"{paper.title} (arXiv {paper.arxiv})")
-    if gate.passed:
+    if moved:
         client.set_registered_model_alias(paper.name, CHAMPION, version)
         log.info("%s version %s is now %s", paper.name, version, CHAMPION)
+    elif gate.passed:
+        log.warning("%s version %s passed the gate; %s not moved (not promoted)", paper.name, version, CHAMPION)
     else:
         log.warning("%s version %s failed the gate: %s", paper.name, version, "; ".join(gate.reasons))
     return {
         "name": paper.name,
         "version": version,
-        "champion": gate.passed,
+        "gate_passed": gate.passed,
+        "champion_moved": moved,
         "run_id": info.run_id,
         "reasons": list(gate.reasons),
     }

@@ -1,7 +1,13 @@
 """MLflow runs: one experiment per paper, one run per stage, buffered metric logging.
 
 The store defaults to a local SQLite file (``mlflow.db``) and artifacts under ``mlartifacts/`` at
-the project root; ``MLFLOW_TRACKING_URI`` points it anywhere else (a team server, say).
+the project root, and moves with the checkout (``components.tracking.store``);
+``MLFLOW_TRACKING_URI`` points it anywhere else (a team server, say).
+
+A stage run is named ``<paper>/<stage>/<scale>`` (e.g. ``<paper>/train/default``) and nests under
+the parent run of its pipeline when its stages run together (``components.tracking.pipeline``).
+Experiments are marked as model development (``mlflow.experimentKind``), so MLflow 3's UI opens
+them on their runs rather than on its GenAI pages.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from typing import Any
 import mlflow
 import yaml
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+
+from components.tracking.pipeline import PIPELINE_STAGE, finish_parent, parent_run, pipeline_key
+from components.tracking.store import relocate
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +45,35 @@ def tracking_uri(root: Path) -> str:
 
 
 def configure(root: Path) -> MlflowClient:
-    """Point MLflow at the project's store (idempotent) and return a client."""
+    """Point MLflow at the project's store (idempotent) and return a client.
+
+    A store file inside the checkout whose artifact locations name another place (the checkout
+    was moved or copied) is first pointed at this one (``store.relocate``).
+    """
     uri = tracking_uri(root)
+    relocate(Path(root), uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+# MLflow 3's UI reads this experiment tag to show an experiment as model development (runs,
+# metrics, models) instead of a GenAI app (traces); see README "MLflow".
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def ensure_experiment(client: MlflowClient, paper: str, root: Path) -> str:
     """The experiment named after the paper, created with artifacts under ``mlartifacts/``."""
     exp = client.get_experiment_by_name(paper)
     if exp is not None:
+        if EXPERIMENT_KIND[0] not in exp.tags:
+            client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
         return exp.experiment_id
     location = None
     if tracking_uri(root).startswith("sqlite:"):
         location = (Path(root) / "mlartifacts" / paper).resolve().as_uri()
     try:
-        return client.create_experiment(paper, artifact_location=location)
+        return client.create_experiment(paper, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent stage
         exp = client.get_experiment_by_name(paper)
         assert exp is not None  # the concurrent stage created it
@@ -83,7 +104,8 @@ def _dvc_data_hash(root: Path, paper: str) -> str | None:
 
 
 def provenance_tags(root: Path, paper: str, stage: str, scale: str) -> dict[str, str]:
-    """Tags every stage run carries: stage, scale, git commit (and dirtiness), DVC data hash."""
+    """Tags every stage run carries: stage, scale, git commit (and dirtiness), DVC data hash, and the
+    DVC experiment's name when it runs in one."""
     tags = {
         "paperops.paper": paper,
         "paperops.stage": stage,
@@ -99,6 +121,8 @@ def provenance_tags(root: Path, paper: str, stage: str, scale: str) -> dict[str,
     data_hash = _dvc_data_hash(root, paper)
     if data_hash:
         tags["dvc.data_md5"] = data_hash
+    if os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run` for its stage commands
+        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     return tags
 
 
@@ -112,9 +136,12 @@ class MlflowLogger:
     every step exactly once, whatever point the kill came at.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, flush_every: int = 200) -> None:
+    def __init__(
+        self, client: MlflowClient, run_id: str, flush_every: int = 200, parent_run_id: str | None = None
+    ) -> None:
         self.client = client
         self.run_id = run_id
+        self.parent_run_id = parent_run_id
         self.flush_every = flush_every
         self._buffer: list[Metric] = []
         self._last_step: dict[str, int] = {}
@@ -177,6 +204,17 @@ class MlflowLogger:
         self.client.set_tag(self.run_id, "paperops.resumed_from", f"{source} at step {step}")
         log.info("resumed at step %d: copied %d metric points of run %s", step, len(copied), source)
 
+    def log_summary(self, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+        """Headline metrics and tags on the pipeline's parent run too (the row the UI lists first)."""
+        if self.parent_run_id is None:
+            return
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.parent_run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+        )
+
     def log_figure(self, figure: Any, name: str) -> None:
         import matplotlib.pyplot as plt
 
@@ -228,23 +266,37 @@ def close_orphaned_runs(client: MlflowClient, experiment_id: str, stage: str) ->
     return closed
 
 
+def run_name(paper: str, stage: str, scale: str) -> str:
+    """``<paper>/<stage>/<scale>``: how a stage run is listed in the UI."""
+    return f"{paper}/{stage}/{scale}"
+
+
 @contextlib.contextmanager
 def stage_run(root: Path, paper: str, stage: str, scale: str, params: dict[str, Any]) -> Iterator[MlflowLogger]:
     """Open the MLflow run of one stage, yield its logger, close it FINISHED or FAILED.
 
-    Buffered metrics are flushed even when the stage raises, so a crash loses nothing logged.
+    The run nests under its pipeline's parent run when the stage runs as part of one
+    (``components.tracking.pipeline``). Buffered metrics are flushed even when the stage raises,
+    so a crash loses nothing logged.
     """
     client = configure(root)
     experiment_id = ensure_experiment(client, paper, root)
     close_orphaned_runs(client, experiment_id, stage)
+    close_orphaned_runs(client, experiment_id, PIPELINE_STAGE)
+    tags = provenance_tags(root, paper, stage, scale)
+    key = pipeline_key()
+    parent = parent_run(client, experiment_id, key, paper, scale, tags) if key else None
+    if key:
+        tags["paperops.pipeline"] = key
     mlflow.set_system_metrics_sampling_interval(float(os.environ.get("PAPEROPS_SYSMETRICS_S", "2")))
     run = mlflow.start_run(
         experiment_id=experiment_id,
-        run_name=stage,
-        tags=provenance_tags(root, paper, stage, scale),
+        run_name=run_name(paper, stage, scale),
+        tags=tags,
+        parent_run_id=parent,
         log_system_metrics=True,
     )
-    logger = MlflowLogger(client, run.info.run_id)
+    logger = MlflowLogger(client, run.info.run_id, parent_run_id=parent)
     logger.log_params(params)
     status = "FAILED"
     try:
@@ -255,3 +307,5 @@ def stage_run(root: Path, paper: str, stage: str, scale: str, params: dict[str, 
             logger.flush()
         finally:
             mlflow.end_run(status=status)
+            if parent:
+                finish_parent(client, parent, status)

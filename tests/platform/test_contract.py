@@ -6,6 +6,7 @@ passes this file unchanged.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from components.config import PaperConfig, load_params
 from components.contract import Gate, Paper, RunContext
+from components.outputs import headline_keys
 from components.registry import PAPERS, get_paper
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +48,10 @@ def test_smoke_steps(name: str, tmp_path: Path) -> None:
     json.dumps(metrics)
     gate = paper.gate(metrics)
     assert isinstance(gate, Gate) and (gate.passed or gate.reasons), "a failed gate says why"
+    # metrics.json (what DVC shows): each declared headline key or pattern names a metric, a few in all
+    for pattern in paper.headline:
+        assert any(fnmatch.fnmatchcase(k, pattern) for k in metrics), f"headline {pattern!r} matches no metric"
+    assert 1 <= len(headline_keys(paper, metrics)) <= 8, headline_keys(paper, metrics)
     if paper.load is not None:
         model = paper.load(ctx.model_dir)
         assert paper.example_input is not None, "a served paper provides an example input"

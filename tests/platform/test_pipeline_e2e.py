@@ -19,8 +19,18 @@ STAGES = ("prepare", "train", "evaluate", "register")
 
 
 def test_dvc_outputs(smoke_repo) -> None:
+    from components.outputs import GATE_KEYS, headline_keys
+    from components.registry import get_paper
+
+    every = json.loads((smoke_repo.path / "reports" / PAPER / "all_metrics.json").read_text())
+    assert every and all(math.isfinite(v) for v in every.values())
+    # metrics.json (what DVC shows): the gate's verdict and the paper's headline, a few keys
     metrics = json.loads((smoke_repo.path / "reports" / PAPER / "metrics.json").read_text())
-    assert metrics and all(math.isfinite(v) for v in metrics.values())
+    headline = headline_keys(get_paper(PAPER), every)
+    assert headline and list(metrics) == sorted([*GATE_KEYS, *headline])
+    assert all(metrics[k] == every[k] for k in headline)
+    gate = get_paper(PAPER).gate(every)
+    assert metrics["gate_passed"] == float(gate.passed) and metrics["gate_failures"] == len(gate.reasons)
     for rel in ("results.csv", "results.md", "registration.json"):
         assert (smoke_repo.path / "reports" / PAPER / rel).is_file(), rel
     assert any((smoke_repo.path / "reports" / PAPER / "figures").glob("*.png"))
@@ -51,11 +61,22 @@ def test_mlflow_runs_and_registry(smoke_repo) -> None:
     client = MlflowClient(tracking_uri=smoke_repo.env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name(PAPER)
     assert exp is not None
-    runs = client.search_runs([exp.experiment_id])
-    by_stage = {r.info.run_name: r for r in runs}
-    assert set(STAGES) <= set(by_stage), by_stage.keys()
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    # the first pipeline: the four stage runs of `dvc repro`, nested under one parent run
+    parent = next(r for r in runs if r.data.tags.get("paperops.stage") == "pipeline")
+    assert parent.info.run_name == f"{PAPER}/pipeline/smoke" and parent.info.status == "FINISHED"
+    assert parent.data.tags["paperops.pipeline"].startswith("dvc:")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    by_stage = {r.data.tags["paperops.stage"]: r for r in children}
+    assert sorted(by_stage) == sorted(STAGES), [r.info.run_name for r in children]
+    (registered,) = client.search_model_versions(f"run_id = '{by_stage['register'].info.run_id}'")
+    assert parent.data.tags["registered_version"] == str(registered.version)
+    headline = json.loads((smoke_repo.path / "reports" / PAPER / "metrics.json").read_text())
+    assert {k: parent.data.metrics[k] for k in headline} == pytest.approx(headline)
+    registration = json.loads((smoke_repo.path / "reports" / PAPER / "registration.json").read_text())
     for stage in STAGES:
         run = by_stage[stage]
+        assert run.info.run_name == f"{PAPER}/{stage}/smoke"
         assert run.info.status == "FINISHED"
         assert run.data.tags["paperops.scale"] == "smoke"
         assert len(run.data.tags["mlflow.source.git.commit"]) == 40
@@ -70,14 +91,16 @@ def test_mlflow_runs_and_registry(smoke_repo) -> None:
     evaluate_metrics = {k: v for k, v in by_stage["evaluate"].data.metrics.items() if not k.startswith("system/")}
     assert any(k.startswith("system/") for k in train.data.metrics), "system metrics are logged"
     assert evaluate_metrics == pytest.approx(
-        json.loads((smoke_repo.path / "reports" / PAPER / "metrics.json").read_text())
+        json.loads((smoke_repo.path / "reports" / PAPER / "all_metrics.json").read_text())
     )
 
-    registration = json.loads((smoke_repo.path / "reports" / PAPER / "registration.json").read_text())
     version = client.get_model_version(PAPER, registration["version"])
-    assert version.tags["gate.passed"] == str(registration["champion"])
+    assert version.tags["gate.passed"] == str(registration["gate_passed"])
+    assert registration["champion_moved"] == registration["gate_passed"]  # `dvc repro` is no experiment
+    assert registration["experiment"] is None
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens it on its runs
     aliases = client.get_registered_model(PAPER).aliases
-    assert (str(aliases.get("champion")) == str(registration["version"])) == registration["champion"]
+    assert (str(aliases.get("champion")) == str(registration["version"])) == registration["champion_moved"]
 
 
 def test_registered_model_is_pickle_free_and_loads(smoke_repo, monkeypatch) -> None:
@@ -96,6 +119,7 @@ def test_registered_model_is_pickle_free_and_loads(smoke_repo, monkeypatch) -> N
 
     files = [p.name for p in Path(local).rglob("*") if p.is_file()]
     assert "model.safetensors" in files
+    assert "input_example.json" in files, files  # the registered model carries an input example
     assert not [f for f in files if f.endswith((".pkl", ".pickle"))], files
     model = mlflow.pyfunc.load_model(uri)
     example = get_paper(PAPER).example_input()

@@ -70,7 +70,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=crashed.env["MLFLOW_TRACKING_URI"])
-    runs = client.search_runs([client.get_experiment_by_name(PAPER).experiment_id], "attributes.run_name = 'train'")
+    runs = client.search_runs([client.get_experiment_by_name(PAPER).experiment_id], "tags.`paperops.stage` = 'train'")
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
     assert any("paperops.orphaned" in r.data.tags for r in runs if r.info.status == "KILLED")
 
@@ -88,7 +88,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     curves = _loss_curves(client, resumed_run.info.run_id)
     straight_client = MlflowClient(tracking_uri=straight.env["MLFLOW_TRACKING_URI"])
     (straight_run,) = straight_client.search_runs(
-        [straight_client.get_experiment_by_name(PAPER).experiment_id], "attributes.run_name = 'train'"
+        [straight_client.get_experiment_by_name(PAPER).experiment_id], "tags.`paperops.stage` = 'train'"
     )
     expected = _loss_curves(straight_client, straight_run.info.run_id)
     assert expected and curves.keys() == expected.keys()

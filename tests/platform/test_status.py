@@ -21,7 +21,7 @@ def test_status_after_the_smoke_pipeline(smoke_repo) -> None:
     client = MlflowClient(tracking_uri=smoke_repo.env["MLFLOW_TRACKING_URI"])
     for paper, line in zip(papers, lines, strict=True):
         record = json.loads((smoke_repo.path / "reports" / paper / "registration.json").read_text())
-        if record["champion"]:
+        if record["gate_passed"]:
             assert f"gate passed (v{record['version']})" in line, line
         else:
             assert f"gate FAILED (v{record['version']}): " in line and "; ".join(record["reasons"]) in line, line

@@ -31,4 +31,5 @@ PAPER = Paper(
     load=load,
     predict=predict,
     example_input=example_input,
+    headline=("*/gate/d_noise",),
 )

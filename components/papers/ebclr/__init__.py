@@ -27,4 +27,5 @@ PAPER = Paper(
     load=load,
     predict=predict,
     example_input=example_input,
+    headline=("b*/ebclr/probe_acc/mean", "b*/ebclr_minus_floor/mean"),
 )

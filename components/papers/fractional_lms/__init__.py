@@ -26,4 +26,5 @@ PAPER = Paper(
     load=load,
     predict=predict,
     example_input=example_input,
+    headline=("published_min_broken_fraction", "remedied_max_speed_ratio_upper95"),
 )

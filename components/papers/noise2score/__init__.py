@@ -26,4 +26,5 @@ PAPER = Paper(
     load=load,
     predict=denoise,
     example_input=example_input,
+    headline=("gaussian_25/n2s-noisy", "family_accuracy"),
 )

@@ -26,4 +26,5 @@ PAPER = Paper(
     load=load,
     predict=predict,
     example_input=example_input,
+    headline=("inside_small_all", "gd_max_relative_gap"),
 )
