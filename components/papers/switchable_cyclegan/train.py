@@ -27,7 +27,7 @@ from components.contract import RunContext
 from components.papers.switchable_cyclegan.config import SwitchableCycleGANConfig
 from components.papers.switchable_cyclegan.data import load_train
 from components.papers.switchable_cyclegan.losses import generator_loss, lsgan_discriminator
-from components.papers.switchable_cyclegan.model import build_discriminator, build_generator
+from components.papers.switchable_cyclegan.model import ENHANCE_NET_ALPHA, build_discriminator, build_generator
 from components.papers.switchable_cyclegan.pool import ImagePool
 
 KINDS = ("switchable", "cyclegan")
@@ -59,10 +59,16 @@ class CycleState:
         self.device = ctx.device
 
     def directions(self):
-        """``(g_ab, g_ba)``: enhance (A -> B) and degrade (B -> A)."""
+        """``(g_ab, g_ba)``: enhance (A -> B) and degrade (B -> A).
+
+        Switchable: the official assignment (Model.py ``forward``: ``fake_H = netG(real_S, alpha=0.0)``,
+        ``fake_S = netG(real_H, alpha=1.0)``): the plain instance-norm path enhances, the AdaIN path
+        degrades. (The reverse assignment, used here before, left PSNR non-monotone in alpha; see README.)
+        """
         if self.kind == "switchable":
             g = self.gens["G"]
-            return (lambda x: g(x, 1.0)), (lambda x: g(x, 0.0))
+            enhance, degrade = ENHANCE_NET_ALPHA, 1.0 - ENHANCE_NET_ALPHA
+            return (lambda x: g(x, enhance)), (lambda x: g(x, degrade))
         return self.gens["G_AB"], self.gens["G_BA"]
 
     def state(self) -> dict[str, Any]:
@@ -186,6 +192,7 @@ def train(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
                     "paper": "switchable_cyclegan",
                     "kind": kind,
                     "model": model_config(cfg),
+                    "enhance_net_alpha": ENHANCE_NET_ALPHA,  # model.network_alpha maps the public alpha
                     "sigma_elevational": cfg.data.sigma_elevational,
                 },
             )
