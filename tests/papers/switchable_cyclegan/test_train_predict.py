@@ -265,3 +265,31 @@ def test_predict_stops_when_the_budget_runs_out(trained) -> None:
     model = PAPER.load(root / "models" / NAME / "model")
     with pytest.raises(TimeoutError):
         predict(model, np.zeros((8, 8, 8), np.float32), 1.0, should_stop=lambda: True)
+
+
+def test_exported_weights_are_the_ema_with_warm_up(trained) -> None:
+    """With ema_decay > 0 a phase exports w_t = d_t w_{t-1} + (1 - d_t) theta_t, d_t = min(d, (1+t)/(10+t)),
+    w_0 = the initial weights (blocks.training.phase.ema_update); with 0, the last iterate."""
+    import torch
+
+    from components.papers.switchable_cyclegan.data import load_train
+    from components.papers.switchable_cyclegan.train import CycleState, train_step
+
+    root, cfg = trained
+    assert cfg.train.ema_decay == 0.9  # the smoke scale exercises the EMA (and its checkpointing above)
+    ctx = RunContext(NAME, root, seed=cfg.seed)
+    a, b = load_train(ctx.data_dir)
+    st = CycleState("switchable", cfg, ctx, seed=0)
+    want = {k: v.detach().clone() for k, v in st.gens["G"].state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    for t in range(1, 4):
+        train_step(st, a[:2], b[:2], cfg, gen, False)
+        st.update_ema()
+        d = min(0.9, (1 + t) / (10 + t))
+        want = {k: d * want[k] + (1 - d) * v.detach() for k, v in st.gens["G"].state_dict().items()}
+    out = st.exported()
+    for k, v in want.items():
+        torch.testing.assert_close(out[f"G.{k}"], v)
+    assert not torch.equal(out["G.out.weight"], st.gens["G"].out.weight.detach())
+    st.ema_decay = 0.0
+    assert torch.equal(st.exported()["G.out.weight"], st.gens["G"].out.weight.detach())
