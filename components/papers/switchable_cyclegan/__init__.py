@@ -1,7 +1,8 @@
 """Switchable CycleGAN for tunable 3-D ultrasound image quality (arXiv 2112.02896).
 
-One AdaIN-switchable residual U-Net generator serves both CycleGAN directions (alpha = 1: low ->
-high quality, alpha = 0: back) and intermediate alpha tunes the enhancement continuously; trained
+One AdaIN-switchable residual U-Net generator serves both CycleGAN directions (public alpha = 1:
+low -> high quality, alpha = 0: back; the network runs the official assignment, where its plain
+instance-norm path enhances) and intermediate alpha tunes the enhancement continuously; trained
 unpaired between the slices of 3-D volumes and high-quality 2-D images. Architecture and defaults
 from the official code YSerin/TMI_SwitchableCycleGAN (networks/adain.py, Model.py, train.py).
 Compared with a plain two-generator CycleGAN and Richardson-Lucy. See README.md in this folder.

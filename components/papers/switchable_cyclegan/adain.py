@@ -7,10 +7,10 @@ Paper (and official networks/adain.py, ``one_conv_adain`` / ``adain_code_generat
 
 with ``(mu, sigma)`` per channel from a *shared* MLP on a constant vector (four Linear layers
 128 -> 64, no activations, as in ``adain_code_generator_shared``) followed by one Linear head per
-layer for mu and one for sigma (ReLU'd, ``adain_code_generator_seperate``). The official code
-re-standardises h with its own unbiased std before the affine map (``sigma_y / sigma_x * (h -
-mean_x) + mean_y``); h is already instance-normalised, so that differs from the affine form only by
-the biased/unbiased variance factor sqrt((n-1)/n); we use the affine form of the issue.
+layer for mu and one for sigma (ReLU'd, ``adain_code_generator_seperate``). This affine form is the
+current official one (adain.py after commit 930c911, ``x_out = sigma_y * (x_in) + mean_y``); the
+first upload (1c529cc) re-standardised h by its own unbiased std first, a factor sqrt((n-1)/n) apart
+since h is already instance-normalised.
 """
 
 from __future__ import annotations

@@ -77,6 +77,16 @@ class TrainConfig(StrictModel):
     pool_prob: float = Field(
         0.5, ge=0, le=1, description="probability of passing the current fake (train.py pool_prob)"
     )
+    ema_decay: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "EMA of the generators' weights, exported instead of the last iterate (0: none, as the official "
+            "code, which keeps the best validation epoch on paired data instead; the default scale's lr is 50x "
+            "the paper's, and the average damps the noise of the last iterate that this brings)"
+        ),
+    )
     checkpoint_every: int = Field(1000, ge=1)
     log_every: int = Field(50, ge=1)
 

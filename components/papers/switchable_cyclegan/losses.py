@@ -8,7 +8,8 @@ terms are L1. Total generator loss (train.py weights 1 / 10 / 5)::
         + l_cyc (|G_ba(G_ab(a)) - a|_1 + |G_ab(G_ba(b)) - b|_1)
         + l_idt (|G_ab(b) - b|_1 + |G_ba(a) - a|_1)
 
-For the switchable generator G_ab = G(., alpha=1) and G_ba = G(., alpha=0) (one network).
+For the switchable generator G_ab = G(., alpha=0) and G_ba = G(., alpha=1) (one network; the official
+assignment of Model.py, where the plain instance-norm path enhances).
 """
 
 from __future__ import annotations

@@ -133,21 +133,42 @@ def build_discriminator(model_cfg: dict[str, Any]) -> Discriminator:
     return Discriminator(model_cfg["disc_width"], model_cfg["disc_layers"])
 
 
+# The switch's assignment (official Model.py ``forward``): the network's plain instance-norm path,
+# alpha_net = 0, is the enhancing direction (``fake_H = netG(real_S, alpha=0.0)``), and the AdaIN
+# path, alpha_net = 1, the degrading one (``fake_S = netG(real_H, alpha=1.0)``). The public alpha of
+# evaluate / predict / the API keeps "1 = full enhancement": alpha_net = 1 - alpha.
+ENHANCE_NET_ALPHA = 0.0
+
+
+def network_alpha(alpha: float, enhance_net_alpha: float = ENHANCE_NET_ALPHA) -> float:
+    """Public alpha (1 = full enhancement, 0 = the other direction) -> the network's alpha.
+
+    ``enhance_net_alpha`` is the network alpha the export was trained to enhance with: 0 (official
+    assignment, every export since it was adopted) or 1 (exports written before, which have no
+    ``enhance_net_alpha`` in their config).
+    """
+    e = float(enhance_net_alpha)
+    return e * alpha + (1.0 - e) * (1.0 - alpha)
+
+
 class EnhancerModel:
     """An exported generator, ready for ``predict``: ``config`` plus the network in eval mode.
 
-    ``kind == "switchable"``: one network ``G(x, alpha)``; ``kind == "cyclegan"``: ``G_AB`` only
-    (the enhancing direction of the baseline; alpha does not apply).
+    ``kind == "switchable"``: one network ``G(x, alpha_net)``, driven through the public alpha (1 =
+    full enhancement, ``network_alpha``); ``kind == "cyclegan"``: ``G_AB`` only (the enhancing
+    direction of the baseline; alpha does not apply).
     """
 
     def __init__(self, config: dict[str, Any], nets: dict[str, Generator]) -> None:
         self.config, self.nets = config, nets
         self.kind = config["kind"]
+        self.enhance_net_alpha = float(config.get("enhance_net_alpha", 1.0))  # absent: an export before the swap
 
     def enhance(self, x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """``(B, 1, H, W)`` -> ``(B, 1, H, W)`` at the public ``alpha`` (1 = full enhancement)."""
         with torch.inference_mode():
             if self.kind == "switchable":
-                return self.nets["G"](x, alpha)
+                return self.nets["G"](x, network_alpha(alpha, self.enhance_net_alpha))
             return self.nets["G_AB"](x)
 
 

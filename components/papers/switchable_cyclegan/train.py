@@ -8,8 +8,9 @@ degraded domain A, b from the high-quality domain B), take an Adam step on the g
 The run is two phases with one global step counter. Every random draw (batch indices, pool
 decisions) comes from one torch.Generator whose state is checkpointed with the networks,
 optimisers, AMP scalers and pools, so a run killed at any point and rerun ends with exactly the
-weights of an uninterrupted run (CPU, same seed). The final weights are exported (the official
-code has no EMA).
+weights of an uninterrupted run (CPU, same seed). A finished phase exports its generators' last
+iterate (the official code has no EMA; it keeps the best validation epoch on paired data), or with
+``train.ema_decay`` > 0 (the default scale) the EMA of their weights (checkpointed with the rest).
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from typing import Any
 
 import torch
 
-from components.blocks.training.phase import log_loss_figure, start_phased_run
+from components.blocks.training.phase import ema_update, log_loss_figure, start_phased_run
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
 from components.papers.switchable_cyclegan.config import SwitchableCycleGANConfig
 from components.papers.switchable_cyclegan.data import load_train
 from components.papers.switchable_cyclegan.losses import generator_loss, lsgan_discriminator
-from components.papers.switchable_cyclegan.model import build_discriminator, build_generator
+from components.papers.switchable_cyclegan.model import ENHANCE_NET_ALPHA, build_discriminator, build_generator
 from components.papers.switchable_cyclegan.pool import ImagePool
 
 KINDS = ("switchable", "cyclegan")
@@ -57,12 +58,35 @@ class CycleState:
         self.scalers = {k: torch.amp.GradScaler("cuda", enabled=ctx.use_amp) for k in ("g", "d")}
         self.pools = {k: ImagePool(t.pool_size, t.pool_prob) for k in ("a", "b")}
         self.device = ctx.device
+        # EMA of the generators' weights (``train.ema_decay`` > 0; the default scale only, see config.py)
+        self.ema_decay = t.ema_decay
+        self.ema = {n: {k: v.detach().clone() for k, v in g.state_dict().items()} for n, g in self.gens.items()}
+        self.updates = 0  # generator updates in this phase (the EMA warm-up's t)
+
+    def update_ema(self) -> None:
+        """One EMA update of every generator (blocks.training.phase.ema_update, with its warm-up)."""
+        self.updates += 1
+        if self.ema_decay > 0:
+            for n, g in self.gens.items():
+                ema_update(self.ema[n], g, self.ema_decay, self.updates)
+
+    def exported(self) -> dict[str, torch.Tensor]:
+        """The weights a finished phase exports: the EMA when ``ema_decay`` > 0, else the last iterate."""
+        if self.ema_decay > 0:
+            return {f"{n}.{k}": v.detach().cpu().clone() for n, e in self.ema.items() for k, v in e.items()}
+        return {f"{n}.{k}": v.detach().cpu() for n, g in self.gens.items() for k, v in g.state_dict().items()}
 
     def directions(self):
-        """``(g_ab, g_ba)``: enhance (A -> B) and degrade (B -> A)."""
+        """``(g_ab, g_ba)``: enhance (A -> B) and degrade (B -> A).
+
+        Switchable: the official assignment (Model.py ``forward``: ``fake_H = netG(real_S, alpha=0.0)``,
+        ``fake_S = netG(real_H, alpha=1.0)``): the plain instance-norm path enhances, the AdaIN path
+        degrades. (The reverse assignment, used here before, left PSNR non-monotone in alpha; see README.)
+        """
         if self.kind == "switchable":
             g = self.gens["G"]
-            return (lambda x: g(x, 1.0)), (lambda x: g(x, 0.0))
+            enhance, degrade = ENHANCE_NET_ALPHA, 1.0 - ENHANCE_NET_ALPHA
+            return (lambda x: g(x, enhance)), (lambda x: g(x, degrade))
         return self.gens["G_AB"], self.gens["G_BA"]
 
     def state(self) -> dict[str, Any]:
@@ -72,6 +96,8 @@ class CycleState:
             "opt_d": self.opt_d.state_dict(),
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "pools": {k: p.state() for k, p in self.pools.items()},
+            "ema": self.ema,
+            "updates": self.updates,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -83,6 +109,8 @@ class CycleState:
             s.load_state_dict(state["scalers"][k])
         for k, p in self.pools.items():
             p.load(state["pools"][k], self.device)
+        self.ema = {n: {k: v.to(self.device).clone() for k, v in e.items()} for n, e in state["ema"].items()}
+        self.updates = int(state["updates"])
 
 
 def train_step(
@@ -152,6 +180,7 @@ def train(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
         ia = torch.randint(0, len(data_a), (t.batch_size,), generator=gen)
         ib = torch.randint(0, len(data_b), (t.batch_size,), generator=gen)
         losses = train_step(current, data_a[ia].to(ctx.device), data_b[ib].to(ctx.device), cfg, gen, ctx.use_amp)
+        current.update_ema()
         for k, v in losses.items():
             running.setdefault(k, []).append(v)
         if (step + 1) % t.log_every == 0 or step + 1 == ends[idx]:
@@ -163,9 +192,7 @@ def train(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
             ctx.logger.log_metrics(logged, step=step + 1)
             running = {}
         if step + 1 == ends[idx]:  # phase done: keep its generators, start the next phase
-            done[current.kind] = {
-                f"{n}.{k}": v.detach().cpu() for n, g in current.gens.items() for k, v in g.state_dict().items()
-            }
+            done[current.kind] = current.exported()
             idx += 1
             current = CycleState(plan[idx][0], cfg, ctx, cfg.seed + idx) if idx < len(plan) else None
         if (step + 1) % t.checkpoint_every == 0 or step + 1 == total:
@@ -186,6 +213,7 @@ def train(cfg: SwitchableCycleGANConfig, ctx: RunContext) -> None:
                     "paper": "switchable_cyclegan",
                     "kind": kind,
                     "model": model_config(cfg),
+                    "enhance_net_alpha": ENHANCE_NET_ALPHA,  # model.network_alpha maps the public alpha
                     "sigma_elevational": cfg.data.sigma_elevational,
                 },
             )

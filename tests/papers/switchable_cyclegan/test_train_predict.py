@@ -227,3 +227,69 @@ def test_real_data_paths(tmp_path: Path) -> None:
     metrics = PAPER.evaluate(cfg, ctx)
     assert metrics["has_truth"] == 0.0 and "alpha_1/sharpness" in metrics and "alpha_1/psnr" not in metrics
     assert not gate(metrics).passed
+
+
+def test_official_switch_assignment_and_public_alpha(trained) -> None:
+    """Training enhances with the network's plain-IN path (alpha_net = 0, official Model.py ``fake_H =
+    netG(real_S, alpha=0.0)``); predict's public alpha = 1 is that direction, alpha = 0 the other."""
+    import torch
+
+    from components.papers.switchable_cyclegan.model import network_alpha
+    from components.papers.switchable_cyclegan.train import CycleState
+
+    root, cfg = trained
+    st = CycleState("switchable", cfg, RunContext(NAME, root, seed=cfg.seed), seed=0)
+    x = torch.rand(2, 1, 16, 16)
+    g_ab, g_ba = st.directions()
+    with torch.no_grad():
+        assert torch.equal(g_ab(x), st.gens["G"](x, 0.0)) and torch.equal(g_ba(x), st.gens["G"](x, 1.0))
+    model = PAPER.load(root / "models" / NAME / "model")
+    assert model.config["enhance_net_alpha"] == 0.0
+    net = model.nets["G"]
+    s = np.random.default_rng(1).random((16, 16)).astype(np.float32)
+    t = torch.from_numpy(s)[None, None]
+    with torch.no_grad():
+        for public, net_alpha in ((1.0, 0.0), (0.0, 1.0), (0.25, 0.75)):
+            want = net(t, net_alpha).clamp(0, 1)[0, 0].numpy()
+            np.testing.assert_allclose(predict(model, s, public), want, atol=1e-6)
+        assert not np.allclose(net(t, 0.0).numpy(), net(t, 1.0).numpy())  # the two ends differ
+    # an export from before the swap (no enhance_net_alpha) enhanced at alpha_net = 1: kept as it was
+    assert network_alpha(1.0, 1.0) == 1.0 and network_alpha(0.25, 1.0) == 0.25 and network_alpha(0.25) == 0.75
+    legacy = type(model)({k: v for k, v in model.config.items() if k != "enhance_net_alpha"}, model.nets)
+    with torch.no_grad():
+        np.testing.assert_allclose(predict(legacy, s, 1.0), net(t, 1.0).clamp(0, 1)[0, 0].numpy(), atol=1e-6)
+
+
+def test_predict_stops_when_the_budget_runs_out(trained) -> None:
+    root, _ = trained
+    model = PAPER.load(root / "models" / NAME / "model")
+    with pytest.raises(TimeoutError):
+        predict(model, np.zeros((8, 8, 8), np.float32), 1.0, should_stop=lambda: True)
+
+
+def test_exported_weights_are_the_ema_with_warm_up(trained) -> None:
+    """With ema_decay > 0 a phase exports w_t = d_t w_{t-1} + (1 - d_t) theta_t, d_t = min(d, (1+t)/(10+t)),
+    w_0 = the initial weights (blocks.training.phase.ema_update); with 0, the last iterate."""
+    import torch
+
+    from components.papers.switchable_cyclegan.data import load_train
+    from components.papers.switchable_cyclegan.train import CycleState, train_step
+
+    root, cfg = trained
+    assert cfg.train.ema_decay == 0.9  # the smoke scale exercises the EMA (and its checkpointing above)
+    ctx = RunContext(NAME, root, seed=cfg.seed)
+    a, b = load_train(ctx.data_dir)
+    st = CycleState("switchable", cfg, ctx, seed=0)
+    want = {k: v.detach().clone() for k, v in st.gens["G"].state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    for t in range(1, 4):
+        train_step(st, a[:2], b[:2], cfg, gen, False)
+        st.update_ema()
+        d = min(0.9, (1 + t) / (10 + t))
+        want = {k: d * want[k] + (1 - d) * v.detach() for k, v in st.gens["G"].state_dict().items()}
+    out = st.exported()
+    for k, v in want.items():
+        torch.testing.assert_close(out[f"G.{k}"], v)
+    assert not torch.equal(out["G.out.weight"], st.gens["G"].out.weight.detach())
+    st.ema_decay = 0.0
+    assert torch.equal(st.exported()["G.out.weight"], st.gens["G"].out.weight.detach())
