@@ -119,12 +119,30 @@ def ccdf(out: Path) -> None:
     _json(out / "mri_reconstruct_image.json", {"image": "@image.png", "acceleration": 4})
 
 
+def switchable_cyclegan(out: Path) -> None:
+    """volume.npy: a 32^3 speckled tissue phantom (the package's own generator, seed 0) blurred along
+    its elevational axis (axis 0, Gaussian sigma 1.5 voxels) as a mechanical 3-D probe blurs it, as
+    float32 in [0, 1]; slice.png: its elevational-lateral plane ``volume[:, 16, :]`` (rows =
+    elevational axis), the kind of slice /enhance sharpens."""
+    import torch
+
+    from components.papers.switchable_cyclegan.phantom import clean_volume, degrade
+
+    gen = torch.Generator().manual_seed(0)
+    volume = degrade(clean_volume(32, gen, grain=1.5), sigma=1.5, noise_std=0.01, generator=gen).numpy()
+    np.save(out / "volume.npy", volume.astype(np.float32), allow_pickle=False)
+    _png(out / "slice.png", volume[:, 16, :])
+    _json(out / "enhance.json", {"image": "@slice.png", "alpha": 1.0})
+    _json(out / "enhance_volume.json", {"volume": "@volume.npy", "alpha": 0.5})
+
+
 MAKERS = {
     "noise2score": noise2score,
     "fractional_lms": fractional_lms,
     "relu_neuron": relu_neuron,
     "ebclr": ebclr,
     "ccdf": ccdf,
+    "switchable_cyclegan": switchable_cyclegan,
 }
 
 

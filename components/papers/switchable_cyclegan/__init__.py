@@ -28,4 +28,5 @@ PAPER = Paper(
     load=load,
     predict=predict,
     example_input=example_input,
+    headline=("alpha_1/d_psnr", "vs_cyclegan/d_psnr", "vs_rl/d_psnr", "monotone/psnr_worst_step_z"),
 )
