@@ -40,10 +40,10 @@ class ServedModel:
     paper: str
     path: Path
     version: str | None
-    source: str  # for people: "registry version 3 (champion)", "folder /x", "Bento model noise2score-model:v3-..."
+    source: str  # for people: "registry version 3 (champion)", "folder /x", "Bento model <paper>-model:v3-..."
 
     def describe(self) -> str:
-        """``noise2score v3 (registry version 3 (champion))``: the line services log and document."""
+        """``<paper> v3 (registry version 3 (champion))``: the line services log and document."""
         return f"{self.paper} {'v' + self.version if self.version else '(unversioned)'} from {self.source}"
 
 

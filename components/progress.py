@@ -6,7 +6,7 @@ workers and CI write to files) every redraw is kept, and one training loop becam
 ``\\r``-joined fragments. So the factory looks at the stream when a loop starts:
 
 * a terminal (``isatty()``): the tqdm bar, as before;
-* anything else: one line per 10 % of the loop (``noise2score train: 30% (60/200), 12 s elapsed,
+* anything else: one line per 10 % of the loop (``<paper> train: 30% (60/200), 12 s elapsed,
   ~28 s left``), and the last line at 100 %; a loop without a known length logs every 1000 items.
   Lines go through the ``paperops.progress`` logger, so they carry the CLI's timestamp format.
 
