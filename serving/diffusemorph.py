@@ -49,9 +49,10 @@ class DiffuseMorph(PaperService):
     PAPER = "diffusemorph"
 
     def setup(self) -> None:
-        from components.papers.diffusemorph import predict
+        import importlib
 
-        self.predict = predict
+        # the module, not the package's ``predict`` function that shadows its name
+        self.predict = importlib.import_module("components.papers.diffusemorph.predict")
         if self.model.dims != 2:
             from serving.common import fail_startup
 

@@ -67,7 +67,7 @@ def test_bad_input_is_400_with_a_message(server) -> None:
         "not an image": (b"not an image at all", png(f), {}, "PNG"),
         "eta above 1": (png(m), png(f), {"eta": "1.5"}, "eta"),
         "eta below 0": (png(m), png(f), {"eta": "-0.1"}, "eta"),
-        "eta not finite": (png(m), png(f), {"eta": "NaN"}, "eta"),
+        "eta not finite": (png(m), png(f), {"eta": "NaN"}, "NaN"),
         "unknown return": (png(m), png(f), {"return": "both"}, "return"),
     }
     for name, (mv, fx, data, word) in cases.items():

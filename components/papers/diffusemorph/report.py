@@ -23,7 +23,7 @@ LABELS = {
 def _pm(metrics: dict[str, float], key: str, fmt: str) -> str:
     if key not in metrics:
         return ""
-    return f"{metrics[key]:{fmt}} +- {metrics[key + '_se']:{fmt}}"
+    return f"{metrics[key]:{fmt}} +- {metrics[key + '_se']:{fmt.lstrip('+')}}"
 
 
 def markdown(cfg: DiffuseMorphConfig, metrics: dict[str, float], methods: list[str], verdict: Gate) -> str:
