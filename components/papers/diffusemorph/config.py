@@ -72,6 +72,9 @@ class EvalConfig(StrictModel):
     etas: tuple[float, ...] = Field((0.0, 0.25, 0.5, 0.75, 1.0), min_length=2, description="official nsample 7")
     z: float = Field(2.0, gt=0, description="standard errors a gated difference must clear")
     folding_margin: float = Field(0.1, ge=0, description="gate: folding % may exceed the baseline's by this")
+    gate_dice_vs_baseline: bool = Field(
+        True, description="gate on Dice not below the VoxelMorph-style baseline's beyond noise (the paper's claim)"
+    )
     max_step_share: float = Field(
         0.6, gt=0, le=1, description="gate: the largest share of the eta 0 -> 1 displacement change one step may make"
     )
