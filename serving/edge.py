@@ -99,10 +99,15 @@ def _validate(cls: type, data: dict[str, Any]) -> Any:
         raise BadInput("the input is nested too deeply") from None
 
 
+def _field_names(cls: type) -> set[str]:
+    """The names a client sends: each field's alias when it has one (``return`` for ``return_``)."""
+    return {f.alias or name for name, f in cls.model_fields.items()}
+
+
 def _check_fields(cls: type, names: list[str]) -> None:
-    unknown = [n for n in names if n not in cls.model_fields]
+    unknown = [n for n in names if n not in _field_names(cls)]
     if unknown:
-        known = ", ".join(sorted(cls.model_fields)) or "none"
+        known = ", ".join(sorted(_field_names(cls))) or "none"
         raise BadInput(f"unknown field {unknown[0][:80]!r}; this endpoint takes: {known}")
 
 

@@ -27,6 +27,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
         "/mri_reconstruct_image": ("image",),
     },
     "switchable_cyclegan": {"/enhance": ("image",), "/enhance_volume": ("volume",)},
+    "diffusemorph": {"/register": ("moving", "fixed")},
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
 TEXT_FIELD = {
@@ -44,6 +45,7 @@ TEXT_FIELD = {
     "/mri_reconstruct_image": "acceleration",
     "/enhance": "alpha",
     "/enhance_volume": "alpha",
+    "/register": "eta",
 }
 CASES = [(paper, route) for paper, routes in ENDPOINTS.items() for route in routes]
 

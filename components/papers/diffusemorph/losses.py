@@ -11,8 +11,8 @@ correlation ``cross^2 / (var_T var_I + 1e-5)``, mean over pixels, with the targe
 [-1, 1] to [0, 1] (the warped moving image is already in [0, 1]). MONAI's
 LocalNormalizedCrossCorrelationLoss is the same squared NCC but clamps the variances at its
 ``smooth_dr`` instead of adding 1e-5 to their product, so this file keeps the official epsilon.
-(Not yet tested: a check of this function against its definition and against MONAI's where the
-variances are not tiny is still to be written.)
+tests/papers/diffusemorph/test_pieces.py checks it against its definition (explicit windows),
+against MONAI's on textures, and on exact cases (a scaled copy: 1; independent noise: 1/80).
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ import torch
 import torch.nn.functional as F
 
 
-def lncc(warped01: torch.Tensor, fixed: torch.Tensor, window: int = 9, eps: float = 1e-5) -> torch.Tensor:
-    """Mean squared local NCC (official crossCorrelation2D, positive: 1 = identical up to affine).
+def lncc(
+    warped01: torch.Tensor, fixed: torch.Tensor, window: int = 9, eps: float = 1e-5, reduce: bool = True
+) -> torch.Tensor:
+    """Mean squared local NCC (official crossCorrelation2D/3D, positive: 1 = identical up to affine).
 
     Args:
-        warped01: ``(B, 1, H, W[, D])`` warped moving image in [0, 1].
+        warped01: ``(B, 1, *S)`` warped moving image in [0, 1], ``S`` 2-D or 3-D.
         fixed: same shape, in [-1, 1] (mapped to [0, 1] here, as the official code does).
+        reduce: the mean (the loss); False: the per-pixel map ``(B, 1, *S)``.
     """
     target = (fixed + 1) / 2
     nd = warped01.dim() - 2
@@ -45,7 +48,8 @@ def lncc(warped01: torch.Tensor, fixed: torch.Tensor, window: int = 9, eps: floa
     cross = it - i_hat * t_sum - t_hat * i_sum + t_hat * i_hat * n
     t_var = tt - 2 * t_hat * t_sum + t_hat * t_hat * n
     i_var = ii - 2 * i_hat * i_sum + i_hat * i_hat * n
-    return (cross * cross / (t_var * i_var + eps)).mean()
+    cc = cross * cross / (t_var * i_var + eps)
+    return cc.mean() if reduce else cc
 
 
 def gradient_loss(flow: torch.Tensor) -> torch.Tensor:

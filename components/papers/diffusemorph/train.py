@@ -7,11 +7,15 @@ x_t = sqrt(abar_t) F + sqrt(1 - abar_t) eps (DDPM Eq. 4); eps_hat = eps_theta([M
 eps_hat (nothing is detached, as in the official code). Adam, betas (0.5, 0.999) (official
 model/model.py). Baseline: the same deformation network on [M, F], the same loss without the
 score term. Both train in one loop on the same batches; every draw comes from one CPU generator
-checkpointed with the networks and optimisers, so a kill -9 resumes to the same weights.
+checkpointed with the networks, optimisers and AMP scalers (float16 autocast on CUDA only), so a
+kill -9 resumes to the same weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -23,14 +27,15 @@ from components.contract import RunContext
 from components.papers.diffusemorph.config import DiffuseMorphConfig
 from components.papers.diffusemorph.data import load_split
 from components.papers.diffusemorph.losses import diffusion_loss, registration_loss
-from components.papers.diffusemorph.model import build
+from components.papers.diffusemorph.model import build, export_config
 
 
 def _nets(
     cfg: DiffuseMorphConfig, ctx: RunContext
 ) -> tuple[Any, Any, Any, torch.optim.Optimizer, torch.optim.Optimizer]:
     torch.manual_seed(cfg.seed)
-    score, field, base = (n.to(ctx.device) for n in build(cfg.model.model_dump(mode="json"), cfg.data.size))
+    nets = build(cfg.model.model_dump(mode="json"), cfg.data.size, cfg.data.dims)
+    score, field, base = (n.to(ctx.device) for n in nets)
     betas = (0.5, 0.999)  # official model/model.py
     opt = torch.optim.Adam([*score.parameters(), *field.parameters()], lr=cfg.train.lr, betas=betas)
     opt_b = torch.optim.Adam(base.parameters(), lr=cfg.train.lr, betas=betas)
@@ -46,13 +51,18 @@ def diffusemorph_step(
     t: torch.Tensor,
     noise: torch.Tensor,
     lam: float,
+    autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The official p_losses on one batch: returns ``(l_pix, l_sim, l_smt)``."""
+    """The official p_losses on one batch: returns ``(l_pix, l_sim, l_smt)``.
+
+    The networks run under ``autocast`` (float16 on CUDA); the losses are computed in float32
+    (LNCC's 1e-5 on the variance product would vanish in float16)."""
     x_t = q_sample(f, t, noise, abar)
-    eps_hat = score(torch.cat([m, f, x_t], dim=1), t).sample
-    warped, flow = field(torch.cat([m, eps_hat], dim=1))
-    l_sim, l_smt = registration_loss(warped, f, flow, lam)
-    return diffusion_loss(noise, eps_hat), l_sim, l_smt
+    with autocast():
+        eps_hat = score(torch.cat([m, f, x_t], dim=1), t)  # (B, 1, *S)
+        warped, flow = field(torch.cat([m, eps_hat], dim=1))
+    l_sim, l_smt = registration_loss(warped.float(), f, flow.float(), lam)
+    return diffusion_loss(noise, eps_hat.float()), l_sim, l_smt
 
 
 def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
@@ -62,6 +72,8 @@ def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
     abar = alphas_cumprod(d.num_train_timesteps, d.beta_start, d.beta_end).float().to(ctx.device)
     data = load_split(ctx.data_dir, "train")
     score, field, base, opt, opt_b = _nets(cfg, ctx)
+    scaler, scaler_b = (torch.amp.GradScaler("cuda", enabled=ctx.use_amp) for _ in range(2))
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if ctx.use_amp else contextlib.nullcontext
     gen = torch.Generator().manual_seed(cfg.seed)
     ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
     history: dict[str, list[float]] = {}
@@ -73,6 +85,8 @@ def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
             net.load_state_dict(st[key])
         opt.load_state_dict(st["opt"])
         opt_b.load_state_dict(st["opt_b"])
+        scaler.load_state_dict(st["scaler"])
+        scaler_b.load_state_dict(st["scaler_b"])
         gen.set_state(st["generator"])
         history, first = st["history"], int(resumed["step"])
         ctx.log.info("resuming diffusemorph training from step %d", first)
@@ -83,16 +97,19 @@ def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
         m, f = data["moving"][idx].to(ctx.device), data["fixed"][idx].to(ctx.device)
         t = torch.randint(0, d.num_train_timesteps, (tc.batch_size,), generator=gen).to(ctx.device)
         noise = torch.randn(f.shape, generator=gen).to(ctx.device)
-        l_pix, l_sim, l_smt = diffusemorph_step(score, field, m, f, abar, t, noise, tc.loss_lambda)
+        l_pix, l_sim, l_smt = diffusemorph_step(score, field, m, f, abar, t, noise, tc.loss_lambda, autocast)
         loss = l_pix + l_sim + l_smt
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        warped_b, flow_b = base(torch.cat([m, f], dim=1))
-        b_sim, b_smt = registration_loss(warped_b, f, flow_b, tc.loss_lambda)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        with autocast():
+            warped_b, flow_b = base(torch.cat([m, f], dim=1))
+        b_sim, b_smt = registration_loss(warped_b.float(), f, flow_b.float(), tc.loss_lambda)
         opt_b.zero_grad(set_to_none=True)
-        (b_sim + b_smt).backward()
-        opt_b.step()
+        scaler_b.scale(b_sim + b_smt).backward()
+        scaler_b.step(opt_b)
+        scaler_b.update()
         for k, loss in (("pix", l_pix), ("sim", l_sim), ("smt", l_smt), ("baseline_sim", b_sim)):
             running.setdefault(k, []).append(float(loss.detach()))
         if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
@@ -108,6 +125,8 @@ def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
                 "baseline": base.state_dict(),
                 "opt": opt.state_dict(),
                 "opt_b": opt_b.state_dict(),
+                "scaler": scaler.state_dict(),
+                "scaler_b": scaler_b.state_dict(),
                 "generator": gen.get_state(),
                 "history": history,
             }
@@ -115,10 +134,4 @@ def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
     flat = {f"score.{k}": v for k, v in score.state_dict().items()}
     flat.update({f"field.{k}": v for k, v in field.state_dict().items()})
     flat.update({f"baseline.{k}": v for k, v in base.state_dict().items()})
-    config = {
-        "paper": "diffusemorph",
-        "model": cfg.model.model_dump(mode="json"),
-        "diffusion": d.model_dump(mode="json"),
-        "size": cfg.data.size,
-    }
-    export_model(ctx.model_dir, flat, config)
+    export_model(ctx.model_dir, flat, export_config(cfg))
