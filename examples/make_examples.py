@@ -136,6 +136,23 @@ def switchable_cyclegan(out: Path) -> None:
     _json(out / "enhance_volume.json", {"volume": "@volume.npy", "alpha": 0.5})
 
 
+def diffusemorph(out: Path) -> None:
+    """fixed.png: a 64x64 grey crop of skimage's camera; moving.png: the same crop warped by a smooth
+    displacement (two Gaussian bumps of up to 2 px, fixed seed) that /register should undo."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+    from skimage import data
+
+    fixed = data.camera()[60:188:2, 190:318:2] / 255.0
+    rng = np.random.default_rng(0)
+    field = np.stack([gaussian_filter(rng.normal(size=(64, 64)), 8) for _ in range(2)])
+    field *= 2.0 / np.abs(field).max()
+    rows, cols = np.mgrid[0:64, 0:64].astype(float)
+    moving = map_coordinates(fixed, [rows + field[0], cols + field[1]], order=1, mode="nearest")
+    _png(out / "fixed.png", fixed)
+    _png(out / "moving.png", moving)
+    _json(out / "register.json", {"moving": "@moving.png", "fixed": "@fixed.png", "eta": 1.0, "return": "warped"})
+
+
 MAKERS = {
     "noise2score": noise2score,
     "fractional_lms": fractional_lms,
@@ -143,6 +160,7 @@ MAKERS = {
     "ebclr": ebclr,
     "ccdf": ccdf,
     "switchable_cyclegan": switchable_cyclegan,
+    "diffusemorph": diffusemorph,
 }
 
 

@@ -26,4 +26,5 @@ PAPER = Paper(
     load=load,
     predict=predict,
     example_input=example_input,
+    headline=("diffusemorph/dice", "gate/dice_minus_identity", "gate/dice_minus_voxelmorph", "diffusemorph/folding"),
 )
