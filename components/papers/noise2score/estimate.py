@@ -35,6 +35,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from components.papers.noise2score.noise import is_grey
+
 ScoreModel = Callable[[torch.Tensor, str, torch.Tensor], torch.Tensor]  # (y (B,C,H,W), family, levels (B,)) -> l'(y)
 
 
@@ -95,6 +97,13 @@ def best_level(
     return math.exp(ts[i]), js[i]
 
 
+def probe(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The probe u for ``y`` ``(1, C, H, W)``: standard normal, grey (one draw per pixel) for a grey
+    picture, as in training (losses.ardae_loss)."""
+    u = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype)
+    return u[:, :1].expand_as(u).contiguous() if is_grey(y) else u
+
+
 def select_noise_model(
     score: ScoreModel,
     y: torch.Tensor,
@@ -113,7 +122,7 @@ def select_noise_model(
         grid: levels per family before the parabolic refinement.
         seed: of the probe u, shared by every candidate (common random numbers).
     """
-    u = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype)
+    u = probe(y, seed)
     fits = {f: best_level(score, y, f, r, u, sigma_a, grid) for f, r in ranges.items()}
     usable = {f: v for f, v in fits.items() if math.isfinite(v[1])}
     if not usable:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from components.papers.noise2score.estimate import best_level, select_noise_model
+from components.papers.noise2score.estimate import best_level, probe, select_noise_model
 from components.papers.noise2score.model import Noise2ScoreModel
 from components.papers.noise2score.noise import FAMILIES, TWEEDIE_POWER
 
@@ -77,8 +77,7 @@ def _estimate(model: Noise2ScoreModel, y: torch.Tensor, family: str | None) -> t
     if family is None:
         fam, level, _ = select_noise_model(_score(model), y, _ranges(model), sigma_a, grid)
         return fam, level
-    u = torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype)
-    return family, best_level(_score(model), y, family, _ranges(model)[family], u, sigma_a, grid)[0]
+    return family, best_level(_score(model), y, family, _ranges(model)[family], probe(y), sigma_a, grid)[0]
 
 
 def estimate(model: Noise2ScoreModel, image: np.ndarray) -> dict[str, float | str]:

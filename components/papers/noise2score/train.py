@@ -36,7 +36,7 @@ from components.papers.noise2score.config import Noise2ScoreConfig
 from components.papers.noise2score.data import load_train, sample_batch
 from components.papers.noise2score.losses import ardae_loss, draw_sigma_a, noise2clean_loss
 from components.papers.noise2score.model import ScoreNet, build_net
-from components.papers.noise2score.noise import corrupt, sample_level
+from components.papers.noise2score.noise import corrupt, is_grey, sample_level
 
 
 def model_config(cfg: Noise2ScoreConfig) -> dict[str, Any]:
@@ -127,6 +127,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
                     sigma_a,
                     gen,
                     antithetic=t.antithetic,
+                    grey=torch.tensor([is_grey(yi) for yi in y]),  # from the noisy crops: no clean image
                 )
             else:
                 loss = noise2clean_loss(lambda z: net.denoised(z, family, lv), y.to(ctx.device), x.to(ctx.device))  # noqa: B023
