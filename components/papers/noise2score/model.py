@@ -3,11 +3,12 @@
 **The score network (ours: conditioned, shared, written through a denoised image).** The official
 code trains one unconditioned U-Net per family whose output is the score l'(y). Here one U-Net
 serves the three families and is told the noise model: its input is the noisy image, a per-pixel
-noise standard-deviation map sqrt(phi V(b)) (b: the blurred image, V(b) = 1, b, b^2 for Gaussian,
+noise standard-deviation map sqrt(phi V(b)) (b: the mean of the blurs below, V(b) = 1, b, b^2 for Gaussian,
 Poisson, Gamma; the FFDNet noise-level map made signal-dependent) and a one-hot family code. Its
-output is an image estimate
+output is an image estimate: a per-pixel mixture of fixed Gaussian blurs (widths ``bank``; the
+U-Net predicts the mixing weights, as kernel-predicting denoisers do) plus a correction,
 
-    D(y) = blur(y) + U(y, map, family)                       (blur: fixed Gaussian, ``base_blur`` px)
+    D(y) = sum_k softmax(U_w(y, map, family))_k blur_k(y) + U_r(y, map, family)
 
 and the score is the family's likelihood score at that image (``tweedie.likelihood_score``):
 
@@ -17,10 +18,10 @@ Every score has exactly one such D (Tweedie's formula inverts it), so the AR-DAE
 optimum are the paper's; what changes is what the network must learn. Written as a raw output,
 the score's large part -y / (phi V(y)) (the noise's own curvature) must be learnt by the weights,
 and the AR-DAE gradient of that identity part is pure noise at small sigma_a. Written through D,
-that part is fixed and the network learns only the smooth correction, with the blur as its
-starting point (zero-initialised last layer: at step 0, D is a light Gaussian filter). Side runs
+that part is fixed and the network learns how much to smooth where, and the correction, with
+the mean of the blurs as its starting point (zero-initialised last layer). Side runs
 on the held-out photographs (Gaussian 25, 150 AR-DAE steps): -1.69 dB against the oracle Gaussian
-filter with the raw output, -0.42 dB through D.
+filter with the raw output, -0.42 dB through D = blur(y) + U (one 1-px blur).
 
 Weights live in safetensors (keys ``net.<param>``) beside the config needed to rebuild them.
 """
@@ -88,17 +89,21 @@ class ScoreNet(nn.Module):
     Args:
         families: the noise families it serves (their order fixes the one-hot code).
         width, depth: the U-Net's (``blocks.nn.unet.N2NUNet``).
-        base_blur: width in px of the fixed Gaussian blur D starts from (0: D = y + U).
+        bank: widths in px of the fixed Gaussian blurs (0: none) that D mixes per pixel, with weights
+            the U-Net predicts (a softmax over its last ``len(bank)`` output channels), before its
+            3-channel correction is added.
     """
 
-    def __init__(self, families: list[str], width: int, depth: int, base_blur: float) -> None:
+    def __init__(self, families: list[str], width: int, depth: int, bank: tuple[float, ...]) -> None:
         super().__init__()
+        if not bank:
+            raise ValueError("the blur bank needs at least one width")
         self.families = list(families)
-        self.base_blur = float(base_blur)
-        self.unet = N2NUNet(3 + 1 + len(self.families), 3, width, depth)
+        self.bank = tuple(float(b) for b in bank)
+        self.unet = N2NUNet(3 + 1 + len(self.families), 3 + len(self.bank), width, depth)
         last = self.unet.head[-1]
         assert isinstance(last, nn.Conv2d)  # N2NUNet's head ends in its linear output convolution
-        nn.init.zeros_(last.weight)  # D = blur(y) at initialisation
+        nn.init.zeros_(last.weight)  # D = the bank's mean blur at initialisation
         assert last.bias is not None
         nn.init.zeros_(last.bias)
 
@@ -107,12 +112,14 @@ class ScoreNet(nn.Module):
         if family not in self.families:
             raise ValueError(f"this network has no {family!r} noise (it has {', '.join(self.families)})")
         lv = as_levels(level, y.shape[0], y.dtype).to(y.device)
-        base = gaussian_blur(y, self.base_blur)
+        blurs = torch.stack([gaussian_blur(y, b) for b in self.bank], dim=1)  # (B, K, C, H, W)
         code = torch.zeros(y.shape[0], len(self.families), *y.shape[-2:], dtype=y.dtype, device=y.device)
         code[:, self.families.index(family)] = 1
-        inp = torch.cat([y, MAP_SCALE * noise_std_map(base, family, lv).mean(1, keepdim=True), code], dim=1)
-        padded, (h, w) = pad_to_multiple(inp, self.unet.multiple)
-        return base + self.unet(padded)[..., :h, :w]
+        std = noise_std_map(blurs.mean(1), family, lv).mean(1, keepdim=True)
+        padded, (h, w) = pad_to_multiple(torch.cat([y, MAP_SCALE * std, code], dim=1), self.unet.multiple)
+        out = self.unet(padded)[..., :h, :w]
+        weights = torch.softmax(out[:, 3:], dim=1).unsqueeze(2)  # (B, K, 1, H, W): per-pixel mixture
+        return (weights * blurs).sum(1) + out[:, :3]
 
     def score(self, y: torch.Tensor, family: str, level: float | torch.Tensor) -> torch.Tensor:
         """l'(y) = likelihood_score(y, D(y)) (module doc); same shape as ``y``."""
@@ -121,9 +128,9 @@ class ScoreNet(nn.Module):
 
 
 def build_net(model_cfg: dict[str, Any]) -> ScoreNet:
-    """A ``ScoreNet`` from ``{"families", "width", "depth", "base_blur"}``."""
+    """A ``ScoreNet`` from ``{"families", "width", "depth", "bank"}``."""
     return ScoreNet(
-        list(model_cfg["families"]), int(model_cfg["width"]), int(model_cfg["depth"]), float(model_cfg["base_blur"])
+        list(model_cfg["families"]), int(model_cfg["width"]), int(model_cfg["depth"]), tuple(model_cfg["bank"])
     )
 
 

@@ -63,6 +63,15 @@ def markdown(summary: pd.DataFrame, per_image: pd.DataFrame, gate_lines: list[st
         "",
         *lines,
         "",
+        *(
+            [
+                f"BM3D ran on {', '.join(sorted(per_image.loc[per_image['psnr_bm3d'].notna(), 'image'].unique()))} "
+                "only: its column is the mean over those; compare it through the paired differences below.",
+                "",
+            ]
+            if "psnr_bm3d" in per_image and per_image["psnr_bm3d"].isna().any()
+            else []
+        ),
         "## Paired differences (dB, mean ± standard error over images)",
         "",
         "A difference counts only beyond 2 standard errors. BM3D may run on a subset of the images "

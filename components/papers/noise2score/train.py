@@ -44,7 +44,7 @@ def model_config(cfg: Noise2ScoreConfig) -> dict[str, Any]:
         "families": list(cfg.train.families),
         "width": cfg.model.width,
         "depth": cfg.model.depth,
-        "base_blur": cfg.model.base_blur,
+        "bank": list(cfg.model.bank),
     }
 
 

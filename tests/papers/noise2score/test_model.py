@@ -24,7 +24,7 @@ def test_tweedie_of_the_score_is_the_image_estimate(family: str, level: float) -
     from components.papers.noise2score import tweedie
 
     torch.manual_seed(0)
-    net = ScoreNet(["gaussian", "poisson", "gamma"], width=8, depth=2, base_blur=1.0).double()
+    net = ScoreNet(["gaussian", "poisson", "gamma"], width=8, depth=2, bank=(0.0, 1.0, 2.0)).double()
     for p in net.parameters():  # a non-trivial network, not the zero-initialised one
         p.data.normal_(0, 0.05)
     y = torch.rand(2, 3, 12, 12, dtype=torch.float64) * 0.8 + 0.1
@@ -35,10 +35,13 @@ def test_tweedie_of_the_score_is_the_image_estimate(family: str, level: float) -
     assert not torch.allclose(d, gaussian_blur(y, 1.0))
 
 
-def test_starts_as_the_blur_and_knows_its_families() -> None:
-    net = ScoreNet(["gaussian", "gamma"], width=8, depth=2, base_blur=1.0)
+def test_starts_as_the_mean_blur_and_knows_its_families() -> None:
+    net = ScoreNet(["gaussian", "gamma"], width=8, depth=2, bank=(0.0, 1.0, 3.0))
     y = torch.rand(1, 3, 13, 17)  # any size: padded for the U-Net and cropped back
-    assert torch.allclose(net.denoised(y, "gaussian", 25.0), gaussian_blur(y, 1.0), atol=1e-6)
+    mean_blur = (y + gaussian_blur(y, 1.0) + gaussian_blur(y, 3.0)) / 3
+    assert torch.allclose(net.denoised(y, "gaussian", 25.0), mean_blur, atol=1e-6)
+    one = ScoreNet(["gaussian"], width=8, depth=2, bank=(1.0,))  # a bank of one: D = blur + correction
+    assert torch.allclose(one.denoised(y, "gaussian", 25.0), gaussian_blur(y, 1.0), atol=1e-6)
     with pytest.raises(ValueError, match="no 'poisson'"):
         net.denoised(y, "poisson", 0.01)
 
