@@ -22,14 +22,9 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import digamma, polygamma
 
 from components.blocks.metrics.image import psnr_per_image
-from components.papers.noise2score.noise import check_family
+from components.papers.noise2score.noise import check_family, is_grey
 
 FILTER_WIDTHS = tuple(np.round(np.arange(0.3, 3.01, 0.1), 2))  # pixels
-
-
-def is_grey(x: torch.Tensor) -> bool:
-    """True when the three channels of ``(1, 3, H, W)`` are equal (a grey picture)."""
-    return bool((x[0, 0] == x[0, 1]).all() and (x[0, 0] == x[0, 2]).all())
 
 
 def best_gaussian_filter(y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, float]:

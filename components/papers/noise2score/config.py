@@ -43,10 +43,22 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    """The U-Net of the score network; images are RGB (grey ones are repeated over channels)."""
+    """The U-Net of the score network (model.py); images are RGB (grey ones are repeated over channels)."""
 
     width: int = Field(48, ge=4, le=256, description="U-Net encoder width (networks.py: 48)")
     depth: int = Field(5, ge=1, le=6, description="U-Net poolings (networks.py: 5)")
+    bank: tuple[float, ...] = Field(
+        (1.0,),
+        min_length=1,
+        description="px of the fixed Gaussian blurs the image estimate D mixes per pixel (ours; model.py); "
+        "(0, 1, 2, 4) measured 1-2 dB worse than (1,) at the default scale",
+    )
+
+    @model_validator(mode="after")
+    def _widths(self) -> ModelConfig:
+        if not all(0 <= b <= 16 for b in self.bank):
+            raise ValueError(f"blur widths must lie in [0, 16] px, got {self.bank}")
+        return self
 
 
 class NoiseRanges(StrictModel):
@@ -73,8 +85,11 @@ class SigmaA(StrictModel):
     )
     gaussian: tuple[float, float] = Field((1e-3, 0.05), description="(min, max): Noise2Score Gaussian_model.py")
     poisson: tuple[float, float] = Field(
-        (0.03, 0.1), description="NoiseAdaptive2Score Poisson_model.py; it also smooths the zeta-lattice of y"
+        (0.5, 1.0),
+        description="Noise2Score Poisson_model.py: 1 -> 0.5 on counts y / zeta, i.e. in units of zeta (half to one "
+        "step of the zeta-lattice of y); NoiseAdaptive2Score's Poisson_model.py: (0.03, 0.1) in image units",
     )
+    poisson_units: Literal["zeta", "image"] = Field("zeta", description="the unit of ``poisson``")
     gamma: tuple[float, float] = Field((1e-3, 0.05), description="Noise2Score Gamma_model.py")
     anneal_steps: int = Field(
         1375, ge=1, description="steps to reach min (official: 22000 samples = 1375 batches of 16, per epoch)"
@@ -96,6 +111,9 @@ class TrainConfig(StrictModel):
     baseline_steps: int = Field(200_000, ge=0, le=10_000_000, description="steps per Noise2Clean network (0: none)")
     batch_size: int = Field(16, ge=1, le=1024)
     lr: float = Field(1e-5, gt=0, le=1.0, description="Adam (train_options.py lr 1e-5, beta1 0.9)")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant (official) or cosine decay to 0 over the phase (ours, for short runs)"
+    )
     sigma_a: SigmaA = SigmaA()
     antithetic: bool = Field(
         False, description="evaluate the AR-DAE loss at u and -u (same loss, lower-variance estimate; ours)"
@@ -110,19 +128,21 @@ class TrainConfig(StrictModel):
     log_every: int = Field(50, ge=1)
 
 
-class EvalConfig(StrictModel):
-    """Evaluation: the six settings are the paper's (noise.EVAL_SETTINGS); images come from ``data``."""
+class EstimateConfig(StrictModel):
+    """Blind estimation by the AR-DAE loss of each candidate noise model (estimate.py; ours)."""
 
-    fd_epsilon: float = Field(
-        1e-5, gt=0, le=1e-2, description="finite-difference step of the estimator (models/*_model.py: 1e-5)"
-    )
-    power_method: Literal["curvature", "slope", "official"] = Field(
-        "curvature",
-        description="Tweedie-power estimator: 'official' = noise_model_estimation of models/Gaussian_model.py "
-        "(unreliable even on exact scores, see estimate.py); 'slope' = log-log fit of -1/l'' against y; "
-        "'curvature' = fit of -1/l'' as c + phi y^p (the offset c absorbs the sigma_a smoothing)",
-    )
+    sigma_a: float = Field(0.01, gt=0, le=0.1, description="the probe's perturbation")
+    grid: int = Field(5, ge=3, le=33, description="levels per family before the parabolic refinement")
+
+
+class EvalConfig(StrictModel):
+    """Evaluation: the seven settings (noise.EVAL_SETTINGS); images come from ``data``."""
+
+    estimate: EstimateConfig = EstimateConfig()
     bm3d: bool = Field(True, description="run the BM3D baseline (the bm3d package; the slowest part of evaluate)")
+    bm3d_names: tuple[str, ...] | None = Field(
+        None, description="eval images BM3D runs on (None: all); its paired differences are over these"
+    )
 
 
 class Noise2ScoreConfig(PaperConfig):

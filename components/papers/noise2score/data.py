@@ -3,9 +3,10 @@
 Noise is never stored: training adds it on the fly per batch (self-supervision sees only the
 noisy images), evaluation adds it with a fixed seed per image and setting.
 
-Training uses every photograph scikit-image bundles (``PHOTOS``) except the ones held out by name
-(``data.eval_names``), as random crops with random flips, quarter turns and, for a fraction of
-the crops, conversion to grey, so that one network sees grey and colour pictures alike.
+Training uses every photograph scikit-image and scikit-learn bundle (``PHOTOS``, ``EXTRA_PHOTOS``)
+except the ones held out by name (``data.eval_names``), as random crops with random flips, quarter
+turns and, for a fraction of the crops, conversion to grey, so that one network sees grey and
+colour pictures alike.
 
 Layout of ``data/noise2score/``::
 
@@ -49,6 +50,22 @@ PHOTOS: tuple[str, ...] = (
 )
 
 
+# Photographs bundled elsewhere in installed wheels: scikit-learn's two sample images and the left
+# view of scikit-image's stereo pair (the right view is left out: nearly the same picture).
+EXTRA_PHOTOS: tuple[str, ...] = ("china", "flower", "motorcycle")
+
+
+def extra_photos() -> list[tuple[str, np.ndarray]]:
+    """``EXTRA_PHOTOS`` as float32 ``(H, W, 3)`` in [0, 1] (no download)."""
+    from skimage.data import stereo_motorcycle
+    from sklearn.datasets import load_sample_image
+
+    from components.blocks.data.images import to_rgb_float
+
+    out = [(n, to_rgb_float(load_sample_image(f"{n}.jpg"))) for n in ("china", "flower")]
+    return [*out, ("motorcycle", to_rgb_float(stereo_motorcycle()[0]))]
+
+
 def _downscale(image: np.ndarray, max_side: int) -> np.ndarray:
     if max(image.shape[:2]) <= max_side:
         return image
@@ -72,7 +89,7 @@ def prepare(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
     """Write the training images and the evaluation crops (deterministic)."""
     d = cfg.data
     if d.source == "skimage":
-        images = dict(skimage_images(PHOTOS))
+        images = dict(skimage_images(PHOTOS)) | dict(extra_photos())
     else:
         assert d.path is not None  # DataConfig._folder_needs_path
         images = {Path(n).stem: im for n, im in folder_images(d.path)}

@@ -1,269 +1,131 @@
-"""Blind noise-model estimation from the score network (paper Sec. 3, "noise model estimation").
+"""Blind noise-model estimation: which family, which level (paper Sec. 3, "noise model estimation").
 
-Follows the official code (models/Gaussian_model.py: ``noise_model_estimation`` and
-``forward_search_gau|poi|gamma``), which probes the learned score with a tiny perturbation
-y_e = y + eps n and reads the noise model off finite differences:
+**The paper's rule and why it is not used here.** The official code (models/Gaussian_model.py,
+``noise_model_estimation``, ``forward_search_*``) probes an *unconditioned* score network with a
+tiny perturbation and reads the Tweedie power p and the level off finite differences of l'(y).
+The score network here is told the family and the level (model.py), and its curvature is the
+told model's own (-1 / (phi V(y)) plus the smooth image term), so that rule would return what it
+was told. (With an unconditioned network, the rule read Poisson and Gamma alike: issue 10 §3.)
 
-* Tweedie power p: with w = 2 (y_e l'(y_e) - y l'(y)), a = log(y_e / y), b = 2 y l'(y), averaged
-  over the pixels where |w / (b + 2.5)| <= 1e-6, p is the larger root of
-  a p^2 + a (b - 2) p + (w - 2 a b) = 0, i.e. (p + b)(p - 2) = -w / a. The family is Gaussian for
-  p < 0.9, Poisson for 0.9 <= p < 1.9, Gamma for p >= 1.9 (``forward_estimate``).
-* The level, given the family, from the score's slope Delta l' = l'(y_e) - l'(y):
-  Gaussian sigma^2 = median(clamp(-eps n / Delta l', 0, 1)); Poisson zeta = median(-y +
-  sqrt(y^2 - 2 eps n / Delta l')); Gamma 1/k = median(c / (Delta l' + c)) with c = 1/y_e - 1/y.
+**Ours: choose the score model that explains the image best, by the AR-DAE loss itself.** For a
+family F and level lambda the network gives a score model s_{F,lambda}. On the noisy image y
+alone (no clean image), the antithetic AR-DAE loss of losses.py, less its constant E[u^2] and over
+sigma_a^2,
 
-Everything here runs in float64: the differences are of order eps = 1e-5, below float32's
-resolution of a network output. The official code also rounds zeta and 1/k to two decimals; we do
-not, since that erases the level at zeta = 0.005 or k = 120.
+    J(F, lambda) = mean( (s_+^2 + s_-^2) / 2 + u (s_+ - s_-) / sigma_a ),  s_+- = s(y +- sigma_a u)
+                 ~ mean( s(y)^2 + 2 div s(y) ),
 
-``estimate_power_slope`` (ours, the default: ``eval.power_method = "slope"``) reads p off the
-same finite-difference probe in a more robust way. Under the saddle-point density (Sec. 3),
-l'(y) = -p/(2y) - (y^(1-p) - mu^(1-p)) / (phi (1-p)), so the local curvature satisfies
--1 / l''(y) = phi y^p / (1 - p phi / (2 y^(2-p))) ~ phi y^p: the variance function of the Tweedie
-family. With v = -eps n / Delta l' (the official Gaussian level estimator's per-pixel quantity),
-the median of v in quantile bins of y, fitted as log v = log phi + p log y, gives p (slope) and
-phi (intercept). Medians per bin make it robust to textured pixels where the prior dominates
-l''. On exact scores it returns p within 0.1 for all six paper settings (tests), where the
-official rule scatters over [-1.3, 4.2]. Its family thresholds are the midpoints 0.5 / 1.5.
+is the implicit score-matching objective (Hyvarinen 2005), which equals the Fisher divergence
+between the model and the noisy image's distribution up to a constant that does not depend on
+the model. So the model with the least J is the one whose score is closest to the truth: for an
+oracle D = x, J is minimised exactly at the true level of each family (tests), and families
+differ in how the noise variance follows intensity (phi, phi x, phi x^2), which J sees across
+the image's intensities. The same u (common random numbers) is used for every candidate, so
+their differences are not drowned by the probe's own noise.
 
-``estimate_power_curvature`` (ours, the default: ``eval.power_method = "curvature"``) fits the same
-binned medians as ``v = c + phi y^p`` instead of ``phi y^p``. The offset c >= 0 is what a learned
-score adds to the curvature: the AR-DAE optimum is the score of y smoothed by an extra variance
-(losses.py; sigma_min^2 after annealing, 0.005 under the log grid [1e-3, 0.1]), so
--1/l'' ~ phi y^p + sigma_extra^2, and a pure power law reads that flat offset as p -> 0, which is
-why Poisson and Gamma were classified Gaussian. The offset is degenerate where phi y^p is itself
-flat over the observed y (p ~ 0, or phi -> 0): then v = c + phi y^p cannot tell c from phi, and
-the fit reports p = 0 (Gaussian) unless the fitted v rises by at least ``min_rise`` (relative to
-its value at the median y) across the observed range of y. p is chosen on a grid by the least
-relative squared error, c and phi by non-negative least squares at each p.
+Search: for each family, J on a log-spaced grid of levels over its training range, then the
+minimum of a parabola through the best grid point and its neighbours (in log level). Pixels at
+exactly 0 or 1 (clipped) are left out: there the noise model does not hold.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from components.papers.noise2score.noise import FAMILIES, TWEEDIE_POWER, level_from_dispersion
+from components.papers.noise2score.noise import is_grey
 
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
-POWER_THRESHOLDS = (0.9, 1.9)  # models/Gaussian_model.py, forward_estimate
-SLOPE_THRESHOLDS = (0.5, 1.5)  # midpoints between the powers 0, 1, 2 (ours, for the slope fit)
+ScoreModel = Callable[[torch.Tensor, str, torch.Tensor], torch.Tensor]  # (y (B,C,H,W), family, levels (B,)) -> l'(y)
 
 
-def family_from_power(p: float, thresholds: tuple[float, float] = POWER_THRESHOLDS) -> str:
-    """Gaussian below ``thresholds[0]``, Poisson below ``thresholds[1]``, Gamma above.
+def matching_losses(
+    score: ScoreModel, y: torch.Tensor, family: str, levels: torch.Tensor, u: torch.Tensor, sigma_a: float
+) -> torch.Tensor:
+    """J of the module doc for each level of ``levels`` ``(L,)``, on ``y`` ``(1, C, H, W)`` with probe ``u``.
 
-    NaN counts as Gaussian (p = 0). The default thresholds are the official code's (0.9 / 1.9).
+    One batched forward of the 2L perturbed copies; NaN where every pixel is clipped.
     """
-    if math.isnan(p) or p < thresholds[0]:
-        return "gaussian"
-    return "poisson" if p < thresholds[1] else "gamma"
+    keep = ((y > 0) & (y < 1)).expand(len(levels), *y.shape[1:])
+    z = torch.cat(
+        [(y + sigma_a * u).expand(len(levels), *y.shape[1:]), (y - sigma_a * u).expand(len(levels), *y.shape[1:])]
+    )
+    s = score(z, family, torch.cat([levels, levels]))
+    s_plus, s_minus = s[: len(levels)], s[len(levels) :]
+    per = (0.5 * (s_plus**2 + s_minus**2) + u * (s_plus - s_minus) / sigma_a).double()
+    n = keep.flatten(1).sum(1)
+    return torch.where(
+        n > 0, (per * keep).flatten(1).sum(1) / n.clamp_min(1), torch.full_like(n, math.nan, dtype=per.dtype)
+    )
 
 
-def _probe(score_fn: ScoreFn, y: torch.Tensor, eps: float, generator: torch.Generator):
-    y = y.double()
-    step = eps * torch.randn(y.shape, generator=generator, dtype=torch.float64)
-    s, s_e = score_fn(y), score_fn(y + step)
-    return y, step, s, s_e
+def _parabola_min(t: Sequence[float], j: Sequence[float]) -> tuple[float, float]:
+    """Vertex ``(t*, j*)`` of the parabola through three points (the middle one the lowest)."""
+    (t0, t1, t2), (j0, j1, j2) = t, j
+    den = (t0 - t1) * (t0 - t2) * (t1 - t2)
+    a = (t2 * (j1 - j0) + t1 * (j0 - j2) + t0 * (j2 - j1)) / den
+    b = (t2**2 * (j0 - j1) + t1**2 * (j2 - j0) + t0**2 * (j1 - j2)) / den
+    if a <= 0:
+        return t1, j1
+    tv = min(max(-b / (2 * a), t0), t2)
+    c = j1 - a * t1**2 - b * t1
+    return tv, a * tv**2 + b * tv + c
 
 
-def estimate_power(score_fn: ScoreFn, y: torch.Tensor, eps: float, generator: torch.Generator) -> float:
-    """The Tweedie power p of the noise in ``y`` (``(1, C, H, W)``), from the score network."""
-    y, step, s, s_e = _probe(score_fn, y, eps, generator)
-    y_e = y + step
-    w = 2 * (y_e * s_e - y * s)
-    a = torch.log(y_e / y)  # NaN where y <= 0: dropped by the NaN-means below
-    b = 2 * y * s
-    keep = (w / (b + 2.5)).abs() <= 1e-6
-    if not keep.any():
-        return float("nan")
-    w_bar, b_bar = w[keep].nanmean(), b[keep].nanmean()
-    first = a * (b_bar - 2)
-    disc = (first**2 - 4 * a * (w_bar - 2 * a * b_bar)).sqrt()
-    p1 = ((-first + disc) / (2 * a)).nanmean()
-    p2 = ((-first - disc) / (2 * a)).nanmean()
-    return float(torch.maximum(p1, p2))
-
-
-def estimate_power_slope(
-    score_fn: ScoreFn,
+def best_level(
+    score: ScoreModel,
     y: torch.Tensor,
-    eps: float,
-    generator: torch.Generator,
-    bins: int = 12,
-    y_range: tuple[float, float] = (0.03, 0.97),
-    min_count: int = 16,
+    family: str,
+    level_range: tuple[float, float],
+    u: torch.Tensor,
+    sigma_a: float,
+    grid: int,
 ) -> tuple[float, float]:
-    """``(p, phi)`` from the fit log median(-1/l'') = log phi + p log y (see the module doc).
+    """``(level, J)`` of ``family`` minimising J over ``grid`` log-spaced levels in ``level_range``, refined
+    by the parabola through the best one and its neighbours (in log level)."""
+    lo, hi = (math.log(v) for v in level_range)
+    ts = [lo + (hi - lo) * i / max(grid - 1, 1) for i in range(grid)]
+    js = matching_losses(score, y, family, torch.tensor(ts, dtype=y.dtype).exp(), u, sigma_a).tolist()
+    finite = [i for i, j in enumerate(js) if math.isfinite(j)]
+    if not finite:
+        return math.nan, math.nan
+    i = min(finite, key=lambda k: js[k])
+    if 0 < i < grid - 1 and math.isfinite(js[i - 1]) and math.isfinite(js[i + 1]):
+        t, j = _parabola_min(ts[i - 1 : i + 2], js[i - 1 : i + 2])
+        return math.exp(t), j
+    return math.exp(ts[i]), js[i]
+
+
+def probe(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The probe u for ``y`` ``(1, C, H, W)``: standard normal, grey (one draw per pixel) for a grey
+    picture, as in training (losses.ardae_loss)."""
+    u = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype)
+    return u[:, :1].expand_as(u).contiguous() if is_grey(y) else u
+
+
+def select_noise_model(
+    score: ScoreModel,
+    y: torch.Tensor,
+    ranges: dict[str, tuple[float, float]],
+    sigma_a: float = 0.01,
+    grid: int = 5,
+    seed: int = 0,
+) -> tuple[str, float, dict[str, tuple[float, float]]]:
+    """The family and level with the least J (module doc), and every family's ``(level, J)``.
 
     Args:
-        score_fn: ``y -> l'(y)``, float64 in and out.
-        y: noisy image ``(1, C, H, W)`` in about [0, 1].
-        eps: finite-difference step (1e-5, as the official code).
-        generator: draws the probe direction n.
-        bins: quantile bins of y; ``y_range`` keeps away from 0 and 1, where clipping and
-            log y misbehave; bins with fewer than ``min_count`` usable pixels are skipped.
-
-    Returns:
-        The power and the dispersion; ``(nan, nan)`` when fewer than two bins are usable.
+        score: ``(y, family, level) -> l'(y)``, the score network told a noise model.
+        y: noisy image ``(1, C, H, W)`` in [0, 1].
+        ranges: the candidate families and the level range searched for each.
+        sigma_a: the probe's perturbation (small against the noise, large against float32 rounding).
+        grid: levels per family before the parabolic refinement.
+        seed: of the probe u, shared by every candidate (common random numbers).
     """
-    y, step, s, s_e = _probe(score_fn, y, eps, generator)
-    v = -step / (s_e - s)  # ~ -1 / l''(y) per pixel: the local variance phi V(y)
-    keep = torch.isfinite(v) & (v > 0) & (y > y_range[0]) & (y < y_range[1])
-    v, yk = v[keep], y[keep]
-    if yk.numel() < 2 * min_count:
-        return float("nan"), float("nan")
-    edges = torch.quantile(yk, torch.linspace(0, 1, bins + 1, dtype=yk.dtype))
-    xs, ys = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (yk >= lo) & (yk <= hi)
-        if int(sel.sum()) >= min_count:
-            xs.append(yk[sel].median().log())
-            ys.append(v[sel].median().log())
-    if len(xs) < 2 or float(torch.stack(xs).std()) < 1e-6:
-        return float("nan"), float("nan")
-    design = torch.stack([torch.stack(xs), torch.ones(len(xs), dtype=y.dtype)], dim=1)  # (bins, 2)
-    slope, intercept = torch.linalg.lstsq(design, torch.stack(ys)[:, None]).solution[:, 0]
-    return float(slope), float(intercept.exp())
-
-
-def curvature_bins(
-    score_fn: ScoreFn,
-    y: torch.Tensor,
-    eps: float,
-    generator: torch.Generator,
-    bins: int = 12,
-    y_range: tuple[float, float] = (0.03, 0.97),
-    min_count: int = 16,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Binned medians ``(y_b, v_b)`` of the local variance v = -eps n / (l'(y + eps n) - l'(y)).
-
-    Quantile bins of y inside ``y_range`` (away from clipping at 0 and 1); bins with fewer than
-    ``min_count`` finite positive v are skipped. Empty tensors when nothing is usable.
-    """
-    y, step, s, s_e = _probe(score_fn, y, eps, generator)
-    v = -step / (s_e - s)
-    keep = torch.isfinite(v) & (v > 0) & (y > y_range[0]) & (y < y_range[1])
-    v, yk = v[keep], y[keep]
-    empty = torch.empty(0, dtype=torch.float64)
-    if yk.numel() < 2 * min_count:
-        return empty, empty
-    edges = torch.quantile(yk[:: max(1, yk.numel() // 100_000)], torch.linspace(0, 1, bins + 1, dtype=yk.dtype))
-    xs, vs = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (yk >= lo) & (yk <= hi)
-        if int(sel.sum()) >= min_count:
-            xs.append(yk[sel].median())
-            vs.append(v[sel].median())
-    if not xs:
-        return empty, empty
-    return torch.stack(xs), torch.stack(vs)
-
-
-def fit_curvature(
-    yb: torch.Tensor, vb: torch.Tensor, powers: torch.Tensor | None = None, min_rise: float = 0.3
-) -> tuple[float, float, float]:
-    """``(p, phi, c)`` of ``v = c + phi y^p`` on binned medians (module doc); NaNs if unusable.
-
-    Relative residuals (weights 1/v_b), c >= 0 and phi >= 0 by non-negative least squares at each
-    p of ``powers`` (default 0..3 step 0.05); p = 0 unless the fitted v rises by ``min_rise`` of its
-    median-y value across the observed y (otherwise the offset and phi y^p cannot be told apart).
-    """
-    if yb.numel() < 3 or float((yb.max() / yb.min()).log()) < 0.2:
-        return float("nan"), float("nan"), float("nan")
-    powers = torch.arange(0.0, 3.0001, 0.05, dtype=torch.float64) if powers is None else powers
-    wt = 1.0 / vb
-    best: tuple[float, float, float, float] | None = None
-    for p in powers.tolist():
-        a = torch.stack([torch.ones_like(yb), yb**p], dim=1) * wt[:, None]  # (bins, 2) weighted design
-        b = vb * wt
-        if p == 0:  # the two columns coincide: all of v is phi
-            coef = torch.stack([torch.zeros((), dtype=b.dtype), (a[:, 1] @ b) / (a[:, 1] @ a[:, 1])])
-        else:
-            coef = _nnls2(a, b)
-        sse = float(((a @ coef - b) ** 2).sum())
-        if best is None or sse < best[0] - 1e-12:
-            best = (sse, p, float(coef[1]), float(coef[0]))
-    assert best is not None, "powers must not be empty"
-    _, p, phi, c = best
-    ym, lo, hi = float(yb.median()), float(yb.min()), float(yb.max())
-    rise = phi * (hi**p - lo**p) / max(c + phi * ym**p, 1e-300)
-    if p > 0 and rise < min_rise:
-        return 0.0, float(vb.median()), 0.0  # flat: the variance does not follow y (Gaussian)
-    return p, phi, c
-
-
-def _nnls2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Non-negative least squares for two columns: the unconstrained fit, else the best one-column fit."""
-    coef = torch.linalg.lstsq(a, b[:, None]).solution[:, 0]
-    if (coef >= 0).all():
-        return coef
-    cands = []
-    for j in (0, 1):
-        col = a[:, j]
-        x = max(float(col @ b) / max(float(col @ col), 1e-300), 0.0)
-        c = torch.zeros(2, dtype=a.dtype)
-        c[j] = x
-        cands.append((float(((a @ c - b) ** 2).sum()), c))
-    return min(cands, key=lambda t: t[0])[1]
-
-
-def estimate_power_curvature(
-    score_fn: ScoreFn, y: torch.Tensor, eps: float, generator: torch.Generator, **bin_kwargs
-) -> tuple[float, float, float]:
-    """``(p, phi, c)`` of the fit -1/l''(y) = c + phi y^p on the probe's binned medians."""
-    yb, vb = curvature_bins(score_fn, y, eps, generator, **bin_kwargs)
-    return fit_curvature(yb, vb)
-
-
-def estimate_family(
-    score_fn: ScoreFn, y: torch.Tensor, eps: float, generator: torch.Generator, method: str = "slope"
-) -> tuple[str, float]:
-    """``(family, p)`` by the chosen power estimator: ``curvature`` or ``slope`` (ours), ``official``."""
-    if method == "curvature":
-        p = estimate_power_curvature(score_fn, y, eps, generator)[0]
-        return family_from_power(p, SLOPE_THRESHOLDS), p
-    if method == "slope":
-        p = estimate_power_slope(score_fn, y, eps, generator)[0]
-        return family_from_power(p, SLOPE_THRESHOLDS), p
-    if method == "official":
-        p = estimate_power(score_fn, y, eps, generator)
-        return family_from_power(p), p
-    raise ValueError(f"unknown power estimator {method!r}; expected 'curvature', 'slope' or 'official'")
-
-
-def estimate_level_curvature(
-    score_fn: ScoreFn, y: torch.Tensor, family: str, eps: float, generator: torch.Generator
-) -> float:
-    """The level of a known family from the fit v = c + phi y^p at the family's p (ours).
-
-    Unlike the official formulas, the offset c (the sigma_a smoothing) does not leak into phi.
-    Falls back to ``estimate_level`` when the fit is unusable.
-    """
-    yb, vb = curvature_bins(score_fn, y, eps, generator)
-    p = TWEEDIE_POWER[family]
-    if family != "gaussian" and yb.numel() >= 3:
-        _, phi, _ = fit_curvature(yb, vb, torch.tensor([p], dtype=torch.float64), min_rise=0.0)
-        if math.isfinite(phi) and phi > 0:
-            return level_from_dispersion(family, phi)
-    return estimate_level(score_fn, y, family, eps, generator)
-
-
-def estimate_level(score_fn: ScoreFn, y: torch.Tensor, family: str, eps: float, generator: torch.Generator) -> float:
-    """The level of a known family by the official formulas: sigma on 0..255, zeta, or k."""
-    y, step, s, s_e = _probe(score_fn, y, eps, generator)
-    ds = s_e - s
-    ds = torch.where(ds == 0, torch.full_like(ds, -1e-30), ds)
-    if family == "gaussian":
-        var = torch.clamp(-step / ds, 0, 1).median()
-        return float(var.sqrt()) * 255.0
-    if family == "poisson":
-        c = step / ds
-        return float(torch.nanmedian(-y + torch.sqrt(y**2 - 2 * c)))
-    if family == "gamma":
-        c = 1 / (y + step) - 1 / y
-        inv_k = torch.nanmedian(c / (ds + c))
-        return float(1.0 / inv_k) if float(inv_k) > 0 else float("nan")
-    raise ValueError(f"unknown noise family {family!r}; expected one of {', '.join(FAMILIES)}")
+    u = probe(y, seed)
+    fits = {f: best_level(score, y, f, r, u, sigma_a, grid) for f, r in ranges.items()}
+    usable = {f: v for f, v in fits.items() if math.isfinite(v[1])}
+    if not usable:
+        raise ValueError("no usable pixels to estimate the noise model (all clipped at 0 or 1)")
+    family = min(usable, key=lambda f: usable[f][1])
+    return family, usable[family][0], fits

@@ -74,10 +74,16 @@ def ardae_loss(
     sigma_a: torch.Tensor,
     generator: torch.Generator,
     antithetic: bool = False,
+    grey: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """AR-DAE loss on noisy ``y`` ``(B, C, H, W)`` with one ``sigma_a`` per sample ``(B,)``.
 
     ``F.mse_loss(sigma_a * s(y_bar), -u)``: the mean over pixels, as in the official code.
+
+    ``grey`` ``(B,)`` marks grey pictures (equal channels, grey noise) carried in C channels: their
+    u is drawn once per pixel and repeated over the channels, i.e. the AR-DAE of the one-channel
+    image they are. A colour u would probe directions in which a grey picture's density is a point
+    mass, whose smoothed score -u / sigma_a is huge and says nothing about the noise (ours).
 
     ``antithetic``: evaluate every sample at u and at -u (2B network evaluations). u and -u are
     equally likely, so the expected loss and its optimum are unchanged; only the Monte Carlo
@@ -87,6 +93,8 @@ def ardae_loss(
     """
     sa = sigma_a.to(y.dtype).view(-1, *([1] * (y.dim() - 1))).to(y.device)
     u = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
+    if grey is not None and bool(grey.any()):
+        u = torch.where(grey.view(-1, *([1] * (y.dim() - 1))).to(y.device), u[:, :1].expand_as(u), u)
     if antithetic:
         y, sa, u = torch.cat([y, y]), torch.cat([sa, sa]), torch.cat([u, -u])
     return F.mse_loss(sa * score_net(y + sa * u), -u)

@@ -9,6 +9,7 @@ so that a resumed run draws exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -72,6 +73,27 @@ def add_noise(x: torch.Tensor, family: str, level: float, generator: torch.Gener
     if level < 1:
         g = g * torch.rand(x.shape, generator=generator, dtype=x.dtype) ** (1.0 / level)
     return x * g / level
+
+
+def is_grey(x: torch.Tensor) -> bool:
+    """True when the channels of ``(C, H, W)`` or ``(1, C, H, W)`` are all equal (a grey picture)."""
+    x = x.reshape(-1, *x.shape[-2:])
+    return bool((x == x[:1]).all())
+
+
+def corrupt(x: torch.Tensor, family: str, levels: Sequence[float], generator: torch.Generator) -> torch.Tensor:
+    """Noisy ``(B, 3, H, W)`` from clean ``x``, one level per sample: ``add_noise`` on colour images, and
+    on grey ones (equal channels) noise drawn once and repeated over the channels, since a grey
+    photograph has one channel (its noise is grey too)."""
+    if len(levels) != x.shape[0]:
+        raise ValueError(f"expected {x.shape[0]} levels, got {len(levels)}")
+    out = []
+    for xi, level in zip(x.split(1), levels, strict=True):
+        if is_grey(xi):
+            out.append(add_noise(xi[:, :1], family, level, generator).expand_as(xi))
+        else:
+            out.append(add_noise(xi, family, level, generator))
+    return torch.cat(out)
 
 
 def clip_quantize(y: torch.Tensor) -> torch.Tensor:

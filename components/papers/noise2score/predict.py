@@ -3,13 +3,11 @@
 Images are float32 numpy arrays in [0, 1], ``(H, W)`` (grey) or ``(H, W, C)`` with C = 1 or 3;
 grey images are repeated over the three channels for the network and averaged back.
 
-``noise="auto"`` picks the family blindly. The paper estimates the noise model with the network
-trained on the data at hand; a served model holds one network per family, so "auto" runs the
-paper's power estimate with each network and keeps the family whose own network agrees with it
-(its estimated power classifies as that family), the one closest to its nominal power when
-several or none agree. That selection rule is ours, not the paper's. Estimation (family and
-level) runs in float64 on the central 384x384 crop only: the noise model is global, and this keeps a
-2048x2048 request within seconds; denoising always covers the whole image.
+``noise="auto"`` or no ``level``: the family and/or level are estimated blind by the AR-DAE loss of
+each candidate noise model on the image (estimate.py; ours, not the paper's finite-difference
+rule, which a conditioned score network cannot use). Estimation runs on the central 256x256 crop
+only (the noise model is global; this bounds its cost for a 2048x2048 request); denoising always
+covers the whole image, with Tweedie's closed form on the network's score.
 """
 
 from __future__ import annotations
@@ -19,14 +17,13 @@ import math
 import numpy as np
 import torch
 
-from components.papers.noise2score import tweedie
-from components.papers.noise2score.estimate import estimate_family, estimate_level, estimate_level_curvature
+from components.papers.noise2score.estimate import best_level, probe, select_noise_model
 from components.papers.noise2score.model import Noise2ScoreModel
 from components.papers.noise2score.noise import FAMILIES, TWEEDIE_POWER
 
 NOISE_CHOICES = ("auto", *FAMILIES)
 MAX_SIDE = 4096
-ESTIMATION_SIDE = 384  # the noise model is global: estimate it on a central crop (float64 is slow)
+ESTIMATION_SIDE = 256  # the noise model is global: estimate it on a central crop
 
 
 def _to_tensor(image: np.ndarray) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -63,38 +60,33 @@ def _estimation_crop(y: torch.Tensor) -> torch.Tensor:
     return y[..., top : top + ch, left : left + cw]
 
 
-def _generator() -> torch.Generator:
-    return torch.Generator().manual_seed(0)  # the estimator's probe: same answer for the same image
+def _ranges(model: Noise2ScoreModel) -> dict[str, tuple[float, float]]:
+    """The level range searched per family: the range the network was trained on."""
+    noise = model.config["noise"]
+    return {f: (float(noise[f][0]), float(noise[f][1])) for f in model.families}
 
 
-def _blind_family(model: Noise2ScoreModel, y: torch.Tensor, eps: float) -> tuple[str, float]:
-    method = str(model.config.get("power_method", "slope"))
-    best: tuple[float, str, float] | None = None
-    for family in model.families:
-        fam_hat, p = estimate_family(model.score_fn(family, float64=True), y, eps, _generator(), method)
-        miss = abs(p - TWEEDIE_POWER[family]) if math.isfinite(p) else math.inf
-        rank = (0.0 if fam_hat == family else 1.0) * 1e6 + miss
-        if best is None or rank < best[0]:
-            best = (rank, family, p)
-    assert best is not None  # a model has at least one family (TrainConfig.families, min_length=1)
-    return best[1], best[2]
+def _score(model: Noise2ScoreModel):
+    return lambda y, family, levels: model.score(y, family, levels)
 
 
-def _level(model: Noise2ScoreModel, y: torch.Tensor, family: str, eps: float) -> float:
-    """The level of ``family`` in ``y``: the curvature fit (default) or the official formulas."""
-    fn = model.score_fn(family, float64=True)
-    if str(model.config.get("power_method", "slope")) == "curvature":
-        return estimate_level_curvature(fn, y, family, eps, _generator())
-    return estimate_level(fn, y, family, eps, _generator())
+def _estimate(model: Noise2ScoreModel, y: torch.Tensor, family: str | None) -> tuple[str, float]:
+    """(family, level) of ``y`` ``(1, 3, h, w)``: both blind, or the level of a given family."""
+    est = model.config.get("estimate", {})
+    sigma_a, grid = float(est.get("sigma_a", 0.01)), int(est.get("grid", 5))
+    if family is None:
+        fam, level, _ = select_noise_model(_score(model), y, _ranges(model), sigma_a, grid)
+        return fam, level
+    return family, best_level(_score(model), y, family, _ranges(model)[family], probe(y), sigma_a, grid)[0]
 
 
 def estimate(model: Noise2ScoreModel, image: np.ndarray) -> dict[str, float | str]:
-    """``{"family", "level", "power"}`` of the noise in ``image`` (see the module doc)."""
+    """``{"family", "level", "power"}`` of the noise in ``image``; power: the family's Tweedie power."""
     y = _estimation_crop(_to_tensor(image)[0])
-    eps = float(model.config.get("fd_epsilon", 1e-5))
-    family, power = _blind_family(model, y, eps)
-    level = _level(model, y, family, eps)
-    return {"family": family, "level": float(level), "power": float(power)}
+    family, level = _estimate(model, y, None)
+    if not (math.isfinite(level) and level > 0):
+        raise ValueError("could not estimate the noise level of this image")
+    return {"family": family, "level": float(level), "power": TWEEDIE_POWER[family]}
 
 
 def denoise(model: Noise2ScoreModel, image: np.ndarray, noise: str = "auto", level: float | None = None) -> dict:
@@ -118,17 +110,17 @@ def denoise(model: Noise2ScoreModel, image: np.ndarray, noise: str = "auto", lev
     if level is not None and not (math.isfinite(level) and level > 0):
         raise ValueError(f"level must be a positive finite number, got {level}")
     y, shape = _to_tensor(image)
-    eps = float(model.config.get("fd_epsilon", 1e-5))
-    probe = _estimation_crop(y)
-    family = _blind_family(model, probe, eps)[0] if noise == "auto" else noise
-    if family not in model.families:
-        raise ValueError(f"this model has no network for {family!r} noise (it has {', '.join(model.families)})")
-    if level is None:
-        level = _level(model, probe, family, eps)
+    if noise != "auto" and noise not in model.families:
+        raise ValueError(f"this model has no network for {noise!r} noise (it has {', '.join(model.families)})")
+    family = None if noise == "auto" else noise
+    if family is None or level is None:
+        est_family, est_level = _estimate(model, _estimation_crop(y), family)
+        family = est_family
+        if level is None:
+            level = est_level
         if not (math.isfinite(level) and level > 0):
             raise ValueError(f"could not estimate a {family} noise level for this image; pass level")
-    score = model.score_fn(family)(y)
-    x = tweedie.denoise(y, score, family, level)
+    x = model.denoise(y, family, level)
     return {"image": _from_tensor(x, shape), "family": family, "level": float(level)}
 
 

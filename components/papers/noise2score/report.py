@@ -34,19 +34,23 @@ def markdown(summary: pd.DataFrame, per_image: pd.DataFrame, gate_lines: list[st
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary.to_dict("records"):
         lines.append("| " + " | ".join([r["setting"], *[f"{r[f'psnr_{m}']:.2f}" for m in methods]]) + " |")
-    pairs = [c for c in summary.columns if "-" in c and not c.endswith("_se")]
+    pairs = [c for c in summary.columns if "-" in c and not c.endswith(("_se", "_n"))]
     dl = [
-        "| setting | " + " | ".join(pairs) + " | family right (paper protocol) | family right (served blind) |",
+        "| setting | " + " | ".join(pairs) + " | family right (blind) | level (blind, median) |",
         "|" + "---|" * (len(pairs) + 3),
     ]
     for r in summary.to_dict("records"):
-        cells = [_fmt(r[p], r[f"{p}_se"]) for p in pairs]
+        cells = [
+            _fmt(r[p], r[f"{p}_se"]) + ("" if r[f"{p}_n"] == r["images"] else f" (n={r[f'{p}_n']:.0f})")
+            if pd.notna(r.get(p))
+            else ""
+            for p in pairs
+        ]
         dl.append(
             f"| {r['setting']} | "
             + " | ".join(cells)
-            + f" | {r['family_paper_acc']:.0%} | {r['family_blind_acc']:.0%} |"
+            + f" | {r['family_blind_acc']:.0%} | {r['level_blind_median']:.3g} |"
         )
-    conf = pd.crosstab(per_image["family"], per_image["family_paper"]).to_markdown()
     conf_b = pd.crosstab(per_image["family"], per_image["family_blind"]).to_markdown()
     md = [
         "# Noise2Score-Tweedie (arXiv 2112.03696): results",
@@ -59,19 +63,26 @@ def markdown(summary: pd.DataFrame, per_image: pd.DataFrame, gate_lines: list[st
         "",
         *lines,
         "",
+        *(
+            [
+                f"BM3D ran on {', '.join(sorted(per_image.loc[per_image['psnr_bm3d'].notna(), 'image'].unique()))} "
+                "only: its column is the mean over those; compare it through the paired differences below.",
+                "",
+            ]
+            if "psnr_bm3d" in per_image and per_image["psnr_bm3d"].isna().any()
+            else []
+        ),
         "## Paired differences (dB, mean ± standard error over images)",
         "",
-        "A difference counts only beyond 2 standard errors.",
+        "A difference counts only beyond 2 standard errors. BM3D may run on a subset of the images "
+        "(`eval.bm3d_names`); its differences are paired over that subset (n given when smaller).",
         "",
         *dl,
         "",
         "## Noise-family estimation",
         "",
-        "Rows: true family; columns: estimated. Paper protocol (power from the network trained on that noise):",
-        "",
-        conf,
-        "",
-        "Served model, blind (its choice among the three networks):",
+        "Rows: true family; columns: the served model's blind choice (the candidate noise model with the least "
+        "AR-DAE loss on the image, estimate.py):",
         "",
         conf_b,
         "",

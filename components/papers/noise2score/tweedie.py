@@ -29,31 +29,51 @@ import torch
 from components.papers.noise2score.noise import check_family
 
 _EPS = 1e-6
+_FLOOR = 1e-3  # x and y floor of the Poisson and Gamma likelihood scores (intensities in [0, 1])
 
 
-def gaussian(y: torch.Tensor, score: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian(y: torch.Tensor, score: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
     """x = y + sigma^2 l'(y); ``sigma`` is the standard deviation on the image's own scale."""
     return y + sigma**2 * score
 
 
-def poisson(y: torch.Tensor, score: torch.Tensor, zeta: float) -> torch.Tensor:
+def poisson(y: torch.Tensor, score: torch.Tensor, zeta: float | torch.Tensor) -> torch.Tensor:
     """x = (y + zeta/2) exp(zeta l'(y)) for y = zeta Poisson(x / zeta)."""
     return (y + zeta / 2) * torch.exp(zeta * score)
 
 
-def gamma(y: torch.Tensor, score: torch.Tensor, k: float) -> torch.Tensor:
+def gamma(y: torch.Tensor, score: torch.Tensor, k: float | torch.Tensor) -> torch.Tensor:
     """x = k y / ((k - 1) - y l'(y)) for y = x Gamma(k, 1/k)."""
     denom = (k - 1) - y * score
     denom = torch.where(denom.abs() < _EPS, torch.full_like(denom, _EPS), denom)
     return k * y / denom
 
 
-def denoise(y: torch.Tensor, score: torch.Tensor, family: str, level: float) -> torch.Tensor:
-    """Closed-form denoiser of a family at a level (sigma on 0..255, zeta, or k)."""
+def denoise(y: torch.Tensor, score: torch.Tensor, family: str, level: float | torch.Tensor) -> torch.Tensor:
+    """Closed-form denoiser of a family at a level (sigma on 0..255, zeta, or k; a float or a per-sample tensor)."""
     check_family(family)
     if family == "gaussian":
         return gaussian(y, score, level / 255.0)
     return poisson(y, score, level) if family == "poisson" else gamma(y, score, level)
+
+
+def likelihood_score(y: torch.Tensor, x: torch.Tensor, family: str, level: float | torch.Tensor) -> torch.Tensor:
+    """d/dy log p(y | x) of the family's noise model, the inverse of ``denoise`` (ours, model.py).
+
+    Gaussian ``(x - y) / sigma^2``; Poisson ``(log x - log(y + zeta/2)) / zeta``, the continuous form
+    whose Tweedie step ``(y + zeta/2) exp(zeta s)`` is x; Gamma ``(k - 1) / y - k / x``, the score
+    of ``y = x Gamma(k, 1/k)``. So ``denoise(y, likelihood_score(y, x, ...), ...) == x``: a score
+    network written as ``likelihood_score(y, D(y))`` makes Tweedie's estimate its own output D(y),
+    and every score has one such D (the map is a bijection), so the AR-DAE optimum is unchanged.
+    ``level`` is a float or a tensor broadcastable to ``y`` (one level per sample). x and y are
+    kept above ``_FLOOR`` for Poisson and Gamma (their densities live on y > 0).
+    """
+    check_family(family)
+    if family == "gaussian":
+        return (x - y) / (level / 255.0) ** 2
+    if family == "poisson":
+        return (x.clamp_min(_FLOOR).log() - (y + level / 2).clamp_min(_FLOOR).log()) / level
+    return (level - 1) / y.clamp_min(_FLOOR) - level / x.clamp_min(_FLOOR)
 
 
 def tweedie_general(y: torch.Tensor, score: torch.Tensor, p: float, phi: float) -> torch.Tensor:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from components.blocks.metrics.image import psnr
-from components.papers.noise2score.baselines import FILTER_WIDTHS, best_gaussian_filter, bm3d_denoise, is_grey
-from components.papers.noise2score.noise import add_noise, clip_quantize
+from components.papers.noise2score.baselines import FILTER_WIDTHS, best_gaussian_filter, bm3d_denoise
+from components.papers.noise2score.noise import add_noise, clip_quantize, is_grey
 
 
 def test_oracle_filter_on_a_flat_image_takes_the_widest_width() -> None:

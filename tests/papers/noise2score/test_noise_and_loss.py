@@ -87,3 +87,19 @@ def test_ema_warmup_follows_official_formula() -> None:
     ema = {"weight": torch.zeros(1, 1)}
     _ema_update(ema, net, 0.999, updates=10**6)  # warm-up over: the plain decay
     assert torch.allclose(ema["weight"], torch.tensor([[0.001]]), atol=1e-6)
+
+
+def test_grey_pictures_are_probed_in_grey() -> None:
+    # A grey picture is a one-channel image: its AR-DAE probe u must not leave the grey subspace.
+    seen = []
+
+    def record(z: torch.Tensor) -> torch.Tensor:
+        seen.append(z)
+        return torch.zeros_like(z)
+
+    y = torch.rand(2, 3, 8, 8)
+    y[1] = y[1, :1]
+    ardae_loss(record, y, torch.full((2,), 0.1), torch.Generator().manual_seed(0), True, torch.tensor([False, True]))
+    u = (seen[0] - torch.cat([y, y])) / 0.1  # antithetic: (u, -u) for both samples
+    assert torch.allclose(u[1], u[1, :1].expand_as(u[1])) and torch.allclose(u[3], -u[1])
+    assert not torch.allclose(u[0], u[0, :1].expand_as(u[0]))

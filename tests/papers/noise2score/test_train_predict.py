@@ -49,10 +49,10 @@ def trained(tmp_path_factory):
 
 def test_resume_equals_uninterrupted(trained, tmp_path: Path) -> None:
     root, cfg = trained
-    ctx = RunContext("noise2score", tmp_path, seed=cfg.seed, progress=crash_after(22))
-    PAPER.prepare(cfg, ctx)
+    PAPER.prepare(cfg, RunContext("noise2score", tmp_path, seed=cfg.seed))
+    ctx = RunContext("noise2score", tmp_path, seed=cfg.seed, progress=crash_after(14))
     with pytest.raises(Crash):
-        PAPER.train(cfg, ctx)  # dies in the baseline phase, after the checkpoint at step 20
+        PAPER.train(cfg, ctx)  # dies in the baseline phase (steps 12-17), after the checkpoint at step 12
     assert not ctx.model_dir.exists()
     PAPER.train(cfg, RunContext("noise2score", tmp_path, seed=cfg.seed))
     for sub in ("model", "baseline"):
@@ -72,7 +72,11 @@ def test_predict_shapes_and_errors(trained) -> None:
         assert 0 <= out["image"].min() and out["image"].max() <= 1
     blind = denoise(model, rng.random((16, 16, 3), dtype=np.float32))
     assert blind["family"] in model.families and blind["level"] > 0
-    assert set(estimate(model, rng.random((16, 16), dtype=np.float32))) == {"family", "level", "power"}
+    est = estimate(model, rng.random((16, 16), dtype=np.float32))
+    assert set(est) == {"family", "level", "power"} and est["family"] in model.families and est["level"] > 0
+    levels = [denoise(model, img, noise="gaussian")["level"] for img in (rng.random((16, 16), dtype=np.float32),)]
+    lo, hi = model.config["noise"]["gaussian"]
+    assert all(lo * (1 - 1e-9) <= lv <= hi * (1 + 1e-9) for lv in levels)  # searched over the training range
     for kwargs, msg in (
         ({"noise": "laplace"}, "unknown noise"),
         ({"level": -1.0}, "positive"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from components.papers.noise2score import tweedie
@@ -64,3 +65,31 @@ def test_general_form_reduces_to_closed_forms() -> None:
     zeta = 1e-3
     diff = tweedie.tweedie_general(y, s, 1.0, zeta) - tweedie.poisson(y, s, zeta)
     assert diff.abs().max() < 10 * zeta**2 / y.min()
+
+
+@pytest.mark.parametrize(("family", "level"), [("gaussian", 25.0), ("poisson", 0.02), ("gamma", 60.0)])
+def test_likelihood_score_is_inverted_by_tweedie(family: str, level: float) -> None:
+    # The score network is written as likelihood_score(y, D(y)) (model.py): Tweedie's formula must give D back.
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    d = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    s = tweedie.likelihood_score(y, d, family, level)
+    assert torch.allclose(tweedie.denoise(y, s, family, level), d, rtol=1e-10)
+    # per-sample levels broadcast the same way
+    levels = torch.tensor([level, 2 * level], dtype=torch.float64).view(2, 1, 1, 1)
+    s2 = tweedie.likelihood_score(y, d, family, levels)
+    assert torch.allclose(tweedie.denoise(y, s2, family, levels), d, rtol=1e-10)
+    assert torch.allclose(s2[0], s[0])
+
+
+def test_likelihood_score_is_the_noise_models_score() -> None:
+    # d/dy log p(y | x): Gaussian (x - y) / sigma^2; Gamma (k - 1) / y - k / x, by autograd of the log densities
+    x = torch.tensor([0.3, 0.6], dtype=torch.float64)
+    y = torch.tensor([0.35, 0.5], dtype=torch.float64, requires_grad=True)
+    sigma, k = 0.1, 50.0
+    log_n = torch.distributions.Normal(x, sigma).log_prob(y).sum()
+    log_g = torch.distributions.Gamma(k, k / x).log_prob(y).sum()
+    (dn,) = torch.autograd.grad(log_n, y)
+    (dg,) = torch.autograd.grad(log_g, y)
+    assert torch.allclose(tweedie.likelihood_score(y.detach(), x, "gaussian", sigma * 255), dn)
+    assert torch.allclose(tweedie.likelihood_score(y.detach(), x, "gamma", k), dg)
