@@ -17,6 +17,8 @@ QUIET_ENV = {
     "BENTOML_DO_NOT_TRACK": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PAPEROPS_NO_PROGRESS": "1",
+    # a smoke stage can end within the default 2 s sampling interval and then log no system metric
+    "PAPEROPS_SYSMETRICS_S": "0.2",
     "GIT_AUTHOR_NAME": "paperops-tests",
     "GIT_AUTHOR_EMAIL": "tests@paperops.invalid",
     "GIT_COMMITTER_NAME": "paperops-tests",
