@@ -11,6 +11,11 @@ Step signatures::
     evaluate(cfg, ctx) -> dict[str, float]    writes ctx.report_dir, returns the headline metrics
     gate(metrics) -> Gate                     does this evaluation earn the alias ``champion``?
     load(model_dir) -> model                  rebuilds the exported model for serving (no pickle)
+
+A trained shared block (``components.registry.BLOCKS``) exports ``BLOCK = Block(...)`` with one step,
+``build(cfg, ctx) -> dict[str, float]``: it writes ``ctx.model_dir`` (``models/blocks/<block>/model``)
+and returns its evaluation metrics. A paper reads a block it declares (``USES_BLOCKS`` in its config
+model) from ``ctx.block_dir(<block>)``.
 """
 
 from __future__ import annotations
@@ -115,6 +120,10 @@ class RunContext:
         """``reports/<paper>``: metrics.json, result tables, figures."""
         return self.root / "reports" / self.paper
 
+    def block_dir(self, block: str) -> Path:
+        """``models/blocks/<block>/model``: a trained shared block the paper declared in ``USES_BLOCKS``."""
+        return self.root / "models" / "blocks" / block / "model"
+
     @property
     def use_amp(self) -> bool:
         """Mixed precision only on CUDA; CPU and MPS run in float32."""
@@ -145,3 +154,18 @@ class Paper:
     predict: Callable[..., Any] | None = None
     example_input: Callable[[], Any] | None = None
     """Returns a small input for ``predict`` (used for the MLflow signature and smoke checks)."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """A shared block that is trained (or imported) once into ``models/blocks/<name>`` and read by papers.
+
+    ``build(cfg, ctx)`` gets a context whose ``paper`` is ``blocks/<name>``, so ``ctx.model_dir`` is
+    ``models/blocks/<name>/model``, ``ctx.checkpoint_dir`` its checkpoints and ``ctx.report_dir``
+    ``reports/blocks/<name>``; it returns the block's evaluation metrics.
+    """
+
+    name: str
+    title: str
+    config: type[BaseModel]
+    build: Callable[[Any, RunContext], dict[str, float]]
