@@ -121,8 +121,30 @@ class RunContext:
         return self.root / "reports" / self.paper
 
     def block_dir(self, block: str) -> Path:
-        """``models/blocks/<block>/model``: a trained shared block the paper declared in ``USES_BLOCKS``."""
-        return self.root / "models" / "blocks" / block / "model"
+        """``models/blocks/<block>/model``: a trained shared block the paper declared in ``USES_BLOCKS``.
+
+        The pipeline builds it first, from params.yaml (``build-block@<block>``, or ``paperops run``).
+        Where a paper's step runs alone under a root that has none (the contract test, a notebook),
+        it is built there now at the block's ``standalone`` configuration (seconds), with a warning.
+        """
+        path = self.root / "models" / "blocks" / block / "model"
+        if not (path / "config.json").is_file():
+            from components.registry import get_block
+
+            spec = get_block(block)
+            self.log.warning(
+                "%s missing: building block %s at its small standalone configuration; the pipeline builds it "
+                "from params.yaml (`paperops build-block %s`)",
+                path,
+                block,
+                block,
+            )
+            cfg = spec.config.model_validate(spec.standalone)
+            ctx = RunContext(
+                f"blocks/{block}", self.root, self.device, self.seed, NullLogger(), self.progress, self.log
+            )
+            spec.build(cfg, ctx)
+        return path
 
     @property
     def use_amp(self) -> bool:
@@ -169,3 +191,5 @@ class Block:
     title: str
     config: type[BaseModel]
     build: Callable[[Any, RunContext], dict[str, float]]
+    standalone: dict[str, Any] = field(default_factory=dict)
+    """A small config (seconds) for a paper step run where the block was never built (``RunContext.block_dir``)."""

@@ -34,6 +34,7 @@ PAPERS: dict[str, str] = {
     "ccdf": "components.papers.ccdf",
     "switchable_cyclegan": "components.papers.switchable_cyclegan",
     "diffusemorph": "components.papers.diffusemorph",
+    "diffusionclip": "components.papers.diffusionclip",
 }
 
 BLOCKS: dict[str, str] = {

@@ -19,4 +19,21 @@ BLOCK = Block(
     title="Text-image model (open_clip CLIP architecture) trained on generated drawings",
     config=ClipConfig,
     build=build,
+    # the smoke section of params.yaml: a ViT of one layer trained a few steps (chance-level, seconds)
+    standalone={
+        "data": {"train_images": 256, "eval_images": 32},
+        "model": {
+            "embed_dim": 32,
+            "image_size": 32,
+            "patch_size": 8,
+            "vision_width": 32,
+            "vision_layers": 1,
+            "vision_head_width": 16,
+            "text_width": 32,
+            "text_heads": 2,
+            "text_layers": 1,
+            "context_length": 16,
+        },
+        "train": {"steps": 12, "batch_size": 32, "lr": 0.001, "warmup": 2, "checkpoint_every": 6, "log_every": 3},
+    },
 )

@@ -10,6 +10,7 @@ ROWS = (
     ("held_out/colour", "held-out pairs: colour alone"),
     ("held_out/shape", "held-out pairs: shape alone"),
     ("seen/pair", "seen (colour, shape) pairs, fresh images"),
+    ("seen/shape", "seen pairs: shape alone"),
     ("faces/pair", "faces, among all mood x colour phrases"),
     ("faces/mood", "faces: smiling vs frowning"),
 )

@@ -197,6 +197,11 @@ def zero_shot(model: TextImageModel, cfg: ClipConfig, bg: drawings.Backgrounds) 
         )
     ds = drawings.make_set(n, size, seed + 1, kinds={"shape": 1.0}, exclude=cfg.data.held_out, bg=bg)
     add(
+        "seen/shape",
+        _accuracy(model, ds.images, [shapes.index(x["shape"]) for x in ds.attrs], w_shape),
+        1 / len(shapes),
+    )
+    add(
         "seen/pair",
         _accuracy(model, ds.images, [pairs.index(f"{x['colour']} {x['shape']}") for x in ds.attrs], w_pairs),
         1 / len(pairs),
