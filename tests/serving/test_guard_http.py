@@ -26,6 +26,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
         "/mri_reconstruct_npy": ("kspace", "mask"),
         "/mri_reconstruct_image": ("image",),
     },
+    "diffusionclip": {"/manipulate": ("image",)},
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
 TEXT_FIELD = {
@@ -41,6 +42,7 @@ TEXT_FIELD = {
     "/mri_reconstruct": "steps",
     "/mri_reconstruct_npy": "steps",
     "/mri_reconstruct_image": "acceleration",
+    "/manipulate": "strength",
 }
 CASES = [(paper, route) for paper, routes in ENDPOINTS.items() for route in routes]
 

@@ -30,7 +30,7 @@ StopCheck = Callable[[], bool] | None
 def _guard(eps: EpsModel, should_stop: StopCheck) -> EpsModel:
     def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if should_stop is not None and should_stop():
-            raise TimeoutError("the manipulation ran out of this service's time budget")
+            raise TimeoutError("the manipulation stopped")
         return eps(x, t)
 
     return fn
