@@ -250,9 +250,10 @@ def _check_top(raw: dict[str, Any], scale: str | None, known: Mapping[str, str])
 
 
 def _check_blocks(raw: dict[str, Any], known: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """``blocks:``: a mapping of registered block names to sections (required: dvc.yaml iterates it)."""
-    if "blocks" not in raw:
-        return {}, ["blocks: missing (required: the trained shared blocks dvc.yaml builds; `blocks: {}` for none)"]
+    """``blocks:``: a mapping of registered block names to sections (absent: none; dvc.yaml's
+    ``build-block`` stage iterates it, so a params file that ``dvc repro`` reads keeps ``blocks: {}``)."""
+    if "blocks" not in raw:  # dvc.yaml's build-block stage iterates it: the project's params.yaml has it
+        return {}, []
     value = raw["blocks"]
     if not isinstance(value, dict):
         got = "null (an empty value)" if value is None else repr(value)

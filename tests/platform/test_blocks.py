@@ -38,7 +38,7 @@ def _base() -> dict:
         (lambda d: d["blocks"]["clip"].update(huge={}), "blocks.clip.huge: unknown key"),
         (lambda d: d["blocks"].update(clip=None), "blocks.clip: must be a mapping"),
         (lambda d: d.update(blocks=["clip"]), "blocks: must be a mapping"),
-        (lambda d: d.pop("blocks"), "blocks: missing"),
+        (lambda d: d.pop("blocks"), f"{USER}: uses the trained block 'clip'"),
         (
             lambda d: (d["blocks"].pop("clip"), d["papers"].append(USER) if USER not in d["papers"] else None),
             f"{USER}: uses the trained block 'clip'",

@@ -1,7 +1,7 @@
 """Configuration of the shared text-image block (``blocks: clip:`` in params.yaml).
 
 Defaults are CLIP's (Radford et al. 2021, "Learning Transferable Visual Models From Natural Language
-Supervision"): the ViT-B/32 shape (Table 20: embed 512, vision width 768 x 12 layers, patch 32 at
+Supervision"): the ViT-B/32 shape (Table 20 of the paper: embed 512, vision width 768 x 12 layers, patch 32 at
 224 px; text width 512 x 12 layers, 8 heads, context 77) and its optimisation (Sec. 2.5 and Table
 19: AdamW with decoupled weight decay 0.2 on the weight matrices, beta2 0.98, eps 1e-6, cosine
 schedule after warm-up, learnable temperature initialised to 0.07 and clipped so the logits are
@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.blocks.data.drawings import COLOURS, MOODS, SHAPES
+from components.blocks.data.vocabulary import COLOURS, MOODS, SHAPES
 from components.config import BlockConfig, StrictModel
 
 

@@ -9,7 +9,7 @@ t the learnt log inverse temperature, exp(t) = ``model.logit_scale``.
 * ``template_embedding``: prompt-template averaging (Radford et al. 2021, Sec. 3.1.4): the mean of
   the normalised embeddings of ``template.format(phrase)`` over the templates, renormalised.
 * ``text_direction`` / ``directional_loss``: the directional CLIP loss of StyleGAN-NADA that
-  DiffusionCLIP (Kim et al. 2022, Eq. 5) and CLIPstyler (Kwon & Ye 2022, Eq. 2) use:
+  DiffusionCLIP (Kim et al. 2022) and CLIPstyler (Kwon & Ye 2022) use:
 
       dT = E_T(t_tgt) - E_T(t_ref),   dI = E_I(x_gen) - E_I(x_ref),
       L_direction = 1 - <dI, dT> / (|dI| |dT|),

@@ -1,9 +1,9 @@
 """DiffusionCLIP configuration. Defaults are the paper's and the official code's (the `paper` scale).
 
 Sources: Kim, Kwon & Ye, "DiffusionCLIP: Text-Guided Diffusion Models for Robust Image
-Manipulation", CVPR 2022 (arXiv 2110.02711), Sec. 3 (Eq. 5-7: directional CLIP loss and identity
-loss, deterministic DDIM inversion, fine-tuning), Sec. 3.4 (noise combination for multi-attribute
-transfer, model_ratio). Official code gwang-kim/DiffusionCLIP: ``main.py`` argument defaults and the
+Manipulation", CVPR 2022 (arXiv 2110.02711): the directional CLIP loss with L1 and identity
+terms, deterministic DDIM inversion, fine-tuning of the score model, noise combination for
+multi-attribute transfer and model_ratio. Official code gwang-kim/DiffusionCLIP: ``main.py`` argument defaults and the
 README's fine-tuning command (t_0 500, n_inv_step 40, n_train_step 6, n_test_step 40, n_iter 5,
 n_train_img 50, lr_clip_finetune 8e-6, clip_loss_w 3, l1_loss_w 1, id_loss_w 0, sch_gamma 1.3,
 bs_train 1, eta 0); ``configs/celeba.yml`` (256x256, linear betas 1e-4..0.02 over 1000 steps,
@@ -127,6 +127,7 @@ class FinetuneConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
+    fidelity_images: int = Field(64, ge=2, le=100_000, description="test images of the inversion fidelity grid")
     t0s: tuple[int, ...] = Field((100, 300, 500), min_length=1, description="inversion fidelity grid: t_0")
     n_invs: tuple[int, ...] = Field((10, 20, 40), min_length=1, description="inversion fidelity grid: n_inv")
     ratios: tuple[float, ...] = Field((0.0, 0.25, 0.5, 0.75, 1.0), min_length=2, description="model_ratio sweep")

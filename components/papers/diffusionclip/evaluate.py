@@ -2,22 +2,23 @@
 
 All on the held-out test faces, paired per image, with one fixed seed:
 
-1. **Inversion fidelity** (paper Sec. 3.2 and Fig. 3/Table 5: near-perfect reconstruction without
-   an encoder or an optimisation). For every (t0, n_inv) of the grid: deterministic DDIM inversion
-   then DDIM generation with the original model, against the baseline of stochastic forward
-   noising (q_sample) then the same generation. Per image MAE (on [0, 1]) and SSIM; the paired
-   difference stochastic - DDIM with its standard error.
-2. **Manipulation** (Sec. 3.3): for each target text, the test images that lack the attribute
-   (drawn data: by their truth) are inverted (t0, n_inv) and generated (n_gen) by the fine-tuned
-   model. The target's zero-shot probability from the CLIP block among its classes (template
-   averaging) before (the input) and after, the L1 drift |x_edit - x_in| (on [0, 1]), and, for
-   drawn data, the probability of the attribute from an independent classifier trained on the true
-   labels (``judge.py``). Beside it: the same edit started from stochastic forward noising (the
-   drift the paper's deterministic inversion avoids).
-3. **model_ratio** (Sec. 3.4): the edit with eps = r eps_ft + (1 - r) eps_orig for r in
-   ``eval.ratios``; the attribute score should rise monotonically with r.
-4. **Multi-attribute mixing** (Sec. 3.4, HYBRID_CONFIG): the first two targets' models mixed by
-   the time-threshold schedule ``eval.mix`` (both attributes raised?) and by a constant ratio alpha
+1. **Inversion fidelity** (the paper: near-perfect reconstruction without an encoder or an
+   optimisation). For every (t0, n_inv) of the grid: deterministic DDIM inversion then DDIM
+   generation with the original model, against the baseline of stochastic forward noising
+   (q_sample) then the same generation. Per image MAE (on [0, 1]) and SSIM; the paired difference
+   stochastic - DDIM with its standard error (the first ``eval.fidelity_images``).
+2. **Manipulation** (official ``clip_finetune`` / ``edit_images_from_dataset``): for each target
+   text, the test images that lack the attribute (drawn data: by their truth) are inverted (t0,
+   n_inv) and generated (n_gen) by the fine-tuned model. The target's zero-shot probability from the
+   CLIP block among its classes (template averaging) before (the input) and after, the L1 drift
+   |x_edit - x_in| (on [0, 1]), and, for drawn data, the probability of the attribute from an
+   independent classifier trained on the true labels (``judge.py``). Beside it: the same edit
+   started from stochastic forward noising (the drift the paper's deterministic inversion avoids).
+   The latents and the single models' generations are computed once and shared (``Shared``).
+3. **model_ratio** (official ``--model_ratio``): the edit with eps = r eps_ft + (1 - r) eps_orig for
+   r in ``eval.ratios``; the attribute score should rise monotonically with r.
+4. **Multi-attribute mixing** (official ``--hybrid_noise`` with ``HYBRID_CONFIG``): the first two
+   targets' models mixed by the time-threshold schedule ``eval.mix`` and by a constant ratio alpha
    of the first against the second (``eval.mix_alphas``: the first attribute rises with alpha, the
    second falls).
 """
@@ -143,59 +144,91 @@ def _lacks(attrs: list[dict[str, str]] | None, attribute: str, n: int) -> torch.
     return torch.tensor([i for i, a in enumerate(attrs) if a.get(key) != value], dtype=torch.long)
 
 
+class Shared:
+    """The test images' DDIM latents (t0, n_inv) and the generations every table reuses, computed once:
+    the original model's (model_ratio 0) and each fine-tuned model's alone (model_ratio 1)."""
+
+    def __init__(self, model: DiffusionCLIPModel, x: torch.Tensor, cfg: DiffusionCLIPConfig) -> None:
+        f = cfg.finetune
+        self.model, self.x, self.f = model, x, f
+        self.lat = _batched(_inv, x, eps=model.eps(), t0=f.t0, n=f.n_inv, abar=model.abar)
+        self._full: dict[str | None, torch.Tensor] = {}
+
+    def alone(self, name: str | None) -> torch.Tensor:
+        """Generation by one model (None: the original) from every latent."""
+        if name not in self._full:
+            eps = self.model.eps(name)
+            self._full[name] = _batched(_gen, self.lat, eps=eps, t0=self.f.t0, n=self.f.n_gen, abar=self.model.abar)
+        return self._full[name]
+
+    def mixed(self, eps: Any, idx: torch.Tensor) -> torch.Tensor:
+        return _batched(_gen, self.lat[idx], eps=eps, t0=self.f.t0, n=self.f.n_gen, abar=self.model.abar)
+
+
+def _edit_row(
+    target: Any,
+    label: str,
+    sub: torch.Tensor,
+    out: torch.Tensor,
+    ref: torch.Tensor,
+    scorer: Scorer,
+    s_in: torch.Tensor,
+    j_in: torch.Tensor | None,
+) -> dict[str, Any]:
+    s_out = scorer.clip_score(out, target.classes, target.target)
+    d, se = _diff(s_out, s_in)
+    drift = mae(out, sub)
+    dd, dd_se = _diff(drift, mae(ref, sub))
+    row: dict[str, Any] = {
+        "target": target.name,
+        "method": label,
+        "images": len(sub),
+        "score_in": float(s_in.mean()),
+        "score": float(s_out.mean()),
+        "d_score": d,
+        "d_score_se": se,
+        "drift": float(drift.mean()),
+        "drift_se": mean_se(drift.double().numpy())[1],
+        "drift_minus_det": dd,
+        "drift_minus_det_se": dd_se,
+    }
+    j_out = scorer.judge_score(out, target.attribute)
+    if j_in is not None and j_out is not None:
+        dj, dj_se = _diff(j_out, j_in)
+        row.update({"judge_in": float(j_in.mean()), "judge": float(j_out.mean()), "d_judge": dj, "d_judge_se": dj_se})
+    return row
+
+
 @torch.no_grad()
 def manipulation(
-    model: DiffusionCLIPModel,
-    x: torch.Tensor,
+    shared: Shared,
     attrs: list[dict[str, str]] | None,
     scorer: Scorer,
     cfg: DiffusionCLIPConfig,
 ) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """Rows per (target, ratio) and the stochastic-start baseline; example images."""
-    f = cfg.finetune
+    """Rows per (target, ratio), the stochastic-start baseline and the ratio sweep's steps; examples."""
+    f, model, x = cfg.finetune, shared.model, shared.x
     rows, examples = [], {}
     gen = torch.Generator().manual_seed(cfg.seed + 202)
     for target in cfg.finetune.targets:
-        sub = x[_lacks(attrs, target.attribute, len(x))]
-        if len(sub) < 2:
+        idx = _lacks(attrs, target.attribute, len(x))
+        if len(idx) < 2:
             continue
-        lat = _batched(_inv, sub, eps=model.eps(), t0=f.t0, n=f.n_inv, abar=model.abar)
+        sub = x[idx]
         s_in = scorer.clip_score(sub, target.classes, target.target)
         j_in = scorer.judge_score(sub, target.attribute)
         outs = {}
         for r in cfg.eval.ratios:
-            eps = ratio_eps(model.eps(), model.eps(target.name), r)
-            outs[r] = _batched(_gen, lat, eps=eps, t0=f.t0, n=f.n_gen, abar=model.abar)
+            if r in (0.0, 1.0):
+                outs[r] = shared.alone(target.name if r == 1.0 else None)[idx]
+            else:
+                outs[r] = shared.mixed(ratio_eps(model.eps(), model.eps(target.name), r), idx)
+        full = shared.alone(target.name)[idx]
         stoch_lat = forward_noise(sub, f.t0, model.abar, gen)
         stoch = _batched(_gen, stoch_lat, eps=model.eps(target.name), t0=f.t0, n=f.n_gen, abar=model.abar)
-        drift_det = mae(outs[max(outs)], sub)
-        for label, out in [*((f"ratio={r:g}", o) for r, o in outs.items()), ("stochastic start", stoch)]:
-            s_out = scorer.clip_score(out, target.classes, target.target)
-            d, se = _diff(s_out, s_in)
-            drift = mae(out, sub)
-            dd, dd_se = _diff(drift, drift_det)
-            row: dict[str, Any] = {
-                "target": target.name,
-                "method": label,
-                "images": len(sub),
-                "score_in": float(s_in.mean()),
-                "score": float(s_out.mean()),
-                "d_score": d,
-                "d_score_se": se,
-                "drift": float(drift.mean()),
-                "drift_se": mean_se(drift.double().numpy())[1],
-                "drift_minus_det": dd,
-                "drift_minus_det_se": dd_se,
-            }
-            j_out = scorer.judge_score(out, target.attribute)
-            if j_in is not None and j_out is not None:
-                dj, dj_se = _diff(j_out, j_in)
-                row.update(
-                    {"judge_in": float(j_in.mean()), "judge": float(j_out.mean()), "d_judge": dj, "d_judge_se": dj_se}
-                )
-            rows.append(row)
-        # paired step-to-step changes of the ratio sweep (monotonicity)
-        ratios = sorted(outs)
+        labelled = [*((f"ratio={r:g}", o) for r, o in outs.items()), ("stochastic start", stoch)]
+        rows += [_edit_row(target, label, sub, out, full, scorer, s_in, j_in) for label, out in labelled]
+        ratios = sorted(outs)  # paired step-to-step changes of the ratio sweep (monotonicity)
         for lo, hi in zip(ratios, ratios[1:], strict=False):
             a = scorer.clip_score(outs[hi], target.classes, target.target)
             b = scorer.clip_score(outs[lo], target.classes, target.target)
@@ -215,31 +248,33 @@ def manipulation(
 
 @torch.no_grad()
 def mixing(
-    model: DiffusionCLIPModel,
-    x: torch.Tensor,
+    shared: Shared,
     attrs: list[dict[str, str]] | None,
     scorer: Scorer,
     cfg: DiffusionCLIPConfig,
 ) -> tuple[list[dict], torch.Tensor | None]:
-    """The first two targets mixed: by the time-threshold schedule and by a constant alpha sweep."""
-    targets = cfg.finetune.targets[:2]
+    """The first two targets mixed: by the time-threshold schedule and by a constant alpha sweep, on
+    the test images with neither attribute."""
+    targets, x, model = cfg.finetune.targets[:2], shared.x, shared.model
     if len(targets) < 2 or not cfg.eval.mix:
         return [], None
-    f = cfg.finetune
     keep = set(_lacks(attrs, targets[0].attribute, len(x)).tolist()) & set(
         _lacks(attrs, targets[1].attribute, len(x)).tolist()
     )
-    sub = x[torch.tensor(sorted(keep), dtype=torch.long)]
-    if len(sub) < 2:
+    idx = torch.tensor(sorted(keep), dtype=torch.long)
+    if len(idx) < 2:
         return [], None
-    lat = _batched(_inv, sub, eps=model.eps(), t0=f.t0, n=f.n_inv, abar=model.abar)
+    sub = x[idx]
     models = [model.eps(t.name) for t in cfg.finetune.targets]
-    runs = {"hybrid schedule": hybrid_eps(models, cfg.eval.mix)}
-    runs.update({f"alpha={a:g}": hybrid_eps(models[:2], [(0, (a, 1 - a))]) for a in cfg.eval.mix_alphas})
+    outs = {"hybrid schedule": shared.mixed(hybrid_eps(models, cfg.eval.mix), idx)}
+    for a in cfg.eval.mix_alphas:
+        if a in (0.0, 1.0):  # one model alone
+            outs[f"alpha={a:g}"] = shared.alone(targets[0 if a == 1.0 else 1].name)[idx]
+        else:
+            outs[f"alpha={a:g}"] = shared.mixed(hybrid_eps(models[:2], [(0, (a, 1 - a))]), idx)
     rows, shown = [], [sub[:4]]
     base = {t.name: scorer.clip_score(sub, t.classes, t.target) for t in targets}
-    for label, eps in runs.items():
-        out = _batched(_gen, lat, eps=eps, t0=f.t0, n=f.n_gen, abar=model.abar)
+    for label, out in outs.items():
         shown.append(out[:4])
         row: dict[str, Any] = {"method": label, "images": len(sub), "drift": float(mae(out, sub).mean())}
         for t in targets:
@@ -264,10 +299,11 @@ def evaluate(cfg: DiffusionCLIPConfig, ctx: RunContext) -> dict[str, float]:
         assert train_attrs is not None
         judge = train_judge(load_split(ctx.data_dir, "train"), train_attrs, cfg.eval.classifier_steps, cfg.seed + 303)
     scorer = Scorer(clip, templates, judge)
-    inv_rows = inversion_fidelity(model, x, cfg)
+    inv_rows = inversion_fidelity(model, x[: cfg.eval.fidelity_images], cfg)
     ctx.log.info("inversion fidelity: %d (t0, n_inv) settings", len(inv_rows))
-    edit_rows, examples = manipulation(model, x, attrs, scorer, cfg)
-    mix_rows, mix_examples = mixing(model, x, attrs, scorer, cfg)
+    shared = Shared(model, x, cfg)
+    edit_rows, examples = manipulation(shared, attrs, scorer, cfg)
+    mix_rows, mix_examples = mixing(shared, attrs, scorer, cfg)
     metrics = _metrics(cfg, inv_rows, edit_rows, mix_rows, judge is not None)
     write_reports(ctx, cfg, metrics, inv_rows, edit_rows, mix_rows, examples, mix_examples)
     return metrics

@@ -1,11 +1,11 @@
-"""DiffusionCLIP's fine-tuning objective (paper Eq. 7; official ``clip_finetune``), a pure function.
+"""DiffusionCLIP's fine-tuning objective (official ``clip_finetune``), a pure function.
 
     L = clip_weight * L_clip + l1_weight * L_1,
-    L_clip = -log((2 - L_direction) / 2),   L_direction = mean_b [1 - cos(dI_b, dT)]  (Eq. 5),
+    L_clip = -log((2 - L_direction) / 2),   L_direction = mean_b [1 - cos(dI_b, dT)]  (the directional CLIP loss),
     L_1 = mean |x_gen - x_ref|  (the official ``nn.L1Loss()(x0, x)``, on [-1, 1] images).
 
 The official code feeds L_direction through -log((2 - L) / 2) = -log((1 + cos) / 2), which is 0 when
-the edit is along dT and grows without bound as it turns against it. The identity loss of Eq. 7
+the edit is along dT and grows without bound as it turns against it. The paper's identity loss
 needs a face-recognition network (ArcFace) and is left out (its weight, id_loss_w, is 0 in the
 official command for non-identity edits); the L1 term keeps the image close.
 """

@@ -5,7 +5,7 @@ ascending from 0 to t0. The generative process visits ``seq`` in reverse, t0 -> 
 (``denoising_step`` with t_next = -1 meaning alpha_bar = 1): n deterministic DDIM steps (Song et al.
 2021, Eq. 12 with eta = 0), written in ``components.blocks.diffusion.samplers.ddim_step``.
 
-Inversion (paper Sec. 3.2, Eq. 4; "deterministic DDIM inversion"): the same steps run forward,
+Inversion (the paper's "deterministic DDIM inversion"): the same steps run forward,
 x_{t'} = sqrt(abar_t') x0_hat(x_t, t) + sqrt(1 - abar_t') eps(x_t, t), clean -> 0 -> ... -> t0, with the
 shared block's ``ddim_invert``. Difference to the official loop: it starts at the clean image as if
 it were x at t = 0 (alpha_bar_0 = 0.9999); the block adds the first, tiny step from the clean image
@@ -16,7 +16,7 @@ The baseline the paper's inversion beats: stochastic forward noising, x_t0 = sqr
 sqrt(1 - abar) eps (Ho et al. Eq. 4; the official ``deterministic_inv=0`` path), then the same
 generation.
 
-Noise combinations (paper Sec. 3.4; official ``denoising_step``): ``ratio_eps`` mixes the original
+Noise combinations (the paper's noise combination; official ``denoising_step``): ``ratio_eps`` mixes the original
 and a fine-tuned model, eps = r eps_ft + (1 - r) eps_orig (``model_ratio``: the degree of change);
 ``hybrid_eps`` mixes several fine-tuned models with ratios that depend on the time step
 (``HYBRID_CONFIG``: for the first threshold with t >= threshold, eps = sum_i r_i eps_i / sum_i r_i).

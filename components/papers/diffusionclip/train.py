@@ -5,7 +5,7 @@ Phases, one global step counter (``components.blocks.training.phase``):
 * ``ddpm``: the eps-network on the training faces (Ho et al. 2020, Eq. 14 with the shared
   ``ddpm_loss``; random horizontal flips as celeba.yml's ``random_flip``; EMA of the weights). The
   official code starts from a pretrained DDPM; this is the one it starts from here.
-* ``ft/<target>`` (paper Sec. 3.3, Fig. 2; official ``clip_finetune``): ``finetune.images`` training
+* ``ft/<target>`` (official ``clip_finetune``): ``finetune.images`` training
   faces x0 are inverted once with the frozen DDPM (deterministic DDIM, t0, n_inv steps: the
   precomputed latents). A copy of the DDPM is then fine-tuned for ``iterations`` passes over them:
   each batch is generated from its latents with ``n_train`` DDIM steps of the copy (eta = 0,
