@@ -3,7 +3,8 @@
     paperops list
     paperops validate [<paper> ...]  check params.yaml; record each paper's resolved config
     paperops prepare|train|evaluate|register <paper> [--scale S] [--params FILE]
-    paperops run <paper>            all four stages in one process (no DVC, no Prefect)
+    paperops build-block <block>    train (or import) a shared block into models/blocks/<block>
+    paperops run <paper>            the paper's blocks if not built, then its four stages in one process
     paperops status                 one line per paper: gate verdict, version served
     paperops check-lock [--strict]  do the committed dvc.lock and reports/ agree with dvc.yaml, params.yaml?
     paperops serve <paper>          the BentoML HTTP service of the champion model
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 from components.config import SCALES, ConfigError, load_params
-from components.registry import PAPERS, get_paper
+from components.registry import BLOCKS, PAPERS, config_model, get_paper
 
 STAGE_HELP = {
     "prepare": "Build the paper's dataset into data/<paper>/ (default: data bundled with installed packages).",
@@ -84,10 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     for stage, text in STAGE_HELP.items():
         _add_common(sub.add_parser(stage, help=text, description=text))
+    block = sub.add_parser(
+        "build-block",
+        help="Build a trained shared block (e.g. the text-image model) into models/blocks/<block>.",
+        description="Train (or import) a shared block that papers read (their config's USES_BLOCKS): the DVC "
+        "stage build-block@<block>. Resumes from its checkpoints; writes reports/blocks/<block>/metrics.json.",
+    )
+    block.add_argument("block", choices=sorted(BLOCKS), help="registered block name")
+    block.add_argument("--scale", choices=SCALES, default=None, help="override params.yaml's `scale`")
+    block.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     run = sub.add_parser(
         "run",
         help="Run prepare, train, evaluate and register in one process.",
-        description="All four stages of one paper in one process, without DVC or Prefect.",
+        description="All four stages of one paper in one process, without DVC or Prefect; first the shared "
+        "blocks the paper uses, unless models/blocks/<block> is already built from the same config.",
     )
     _add_common(run)
     serve = sub.add_parser(
@@ -180,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             for paper in args.papers:
                 write_resolved_config(Path.cwd(), params, paper)
             return 0
-        if args.command not in ("status", "check-lock") and args.paper not in params.sections:
+        if args.command == "build-block":
+            if args.block not in params.blocks:
+                raise ConfigError(f"blocks.{args.block}: no section in {args.params} (add it under blocks:)")
+        elif args.command not in ("status", "check-lock") and args.paper not in params.sections:
             raise ConfigError(f"{args.paper}: no section in {args.params} (add `{args.paper}: {{}}` for the defaults)")
     except ConfigError as exc:
         print(f"paperops: invalid {args.params}:\n{exc}", file=sys.stderr)
@@ -202,8 +216,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(report.stale)} stale)"
         )
         return 0 if ok else 1
-    from components.stages import STAGES, run_stage
+    from components.stages import STAGES, run_block, run_stage
 
+    if args.command == "build-block":
+        metrics = run_block(args.block, params=params)
+        print(f"block {args.block} built: " + ", ".join(f"{k} {v:.3g}" for k, v in sorted((metrics or {}).items())[:6]))
+        return 0
+    if args.command == "run":
+        for used in config_model(args.paper).USES_BLOCKS:
+            run_block(used, params=params, if_needed=True)
     stages = STAGES if args.command == "run" else (args.command,)
     if args.command == "run" and not os.environ.get("PAPEROPS_PIPELINE_ID"):
         # the four stage runs nest under one parent run in MLflow (components/tracking/pipeline.py)

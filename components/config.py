@@ -5,6 +5,8 @@ Layout of params.yaml (``scale``, ``papers`` and a section for every listed pape
     scale: default            # smoke | default | paper
     papers:                   # the papers dvc.yaml runs (foreach), in order, each once
       - <paper>
+    blocks:                   # trained shared blocks dvc.yaml builds first (foreach): name -> section
+      <block>: {common: {...}, smoke: {...}, default: {...}, paper: {...}}
     <paper>:                  # one section per paper (a mapping; ``{}`` for all defaults)
       common: {...}           # overrides at every scale (e.g. a local dataset path)
       smoke: {...}            # tests: seconds
@@ -17,6 +19,11 @@ validated on load, so an unknown key, a key given twice, a wrong type (strictly:
 int, ``"3"`` is not a number; an int is a valid float) or an out-of-range value stops any command
 before it does work, with an error that names the key. Loading imports only each paper's
 ``config`` module (``components.registry.config_model``), not the paper's heavy dependencies.
+
+A block's section (``blocks: <block>:``, a ``components.registry.BLOCKS`` entry such as the trained
+text-image model) is resolved and validated the same way, with the block's ``BlockConfig``. A paper
+declares the blocks it uses in its config model (``USES_BLOCKS``); every listed paper's blocks must
+have a section under ``blocks:``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,7 +44,7 @@ SCALES = ("smoke", "default", "paper")
 Scale = Literal["smoke", "default", "paper"]
 M = TypeVar("M", bound=BaseModel)
 SECTION_KEYS = ("common", *SCALES)
-TOP_KEYS = ("scale", "papers")
+TOP_KEYS = ("scale", "papers", "blocks")
 
 
 class ConfigError(ValueError):
@@ -58,8 +65,16 @@ class StrictModel(BaseModel):
 class PaperConfig(StrictModel):
     """Fields every paper's config has."""
 
+    USES_BLOCKS: ClassVar[tuple[str, ...]] = ()
+    """Trained shared blocks (``components.registry.BLOCKS``) the paper reads from ``models/blocks/<b>``:
+    its ``validate`` stage records their fingerprints, so DVC reruns the paper when one is rebuilt."""
+
     seed: int = Field(0, ge=0, description="Global seed: data split, init, noise draws.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto picks cuda > mps > cpu.")
+
+
+class BlockConfig(PaperConfig):
+    """Fields every trained block's config has (seed and device, as a paper's)."""
 
 
 # YAML 1.2 floats: PyYAML (YAML 1.1) reads ``1e-3`` (no dot) as a string; DVC's YAML 1.2 parser
@@ -197,6 +212,12 @@ class Params(BaseModel):
         "before it does any work."
     )
     path: Path = Field(description="The params file read.")
+    blocks: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="One section per trained shared block (components/registry.py BLOCKS), `<block>: {common, smoke, "
+        "default, paper}` like a paper's; built first by `dvc repro` (stage build-block@<block>) and read by the "
+        "papers that declare it.",
+    )
 
     def config(self, paper: str, scale: str | None = None) -> PaperConfig:
         """The resolved, validated config of ``paper`` at ``scale`` (default: the file's).
@@ -209,6 +230,18 @@ class Params(BaseModel):
         if paper not in self.sections:
             raise ConfigError(f"{paper}: no section in {self.path.name} (add `{paper}: {{}}` for the defaults)")
         return resolve(config_model(paper), self.sections[paper], scale or self.scale, paper)
+
+    def block_config(self, block: str, scale: str | None = None) -> BlockConfig:
+        """The resolved, validated config of the trained block ``block`` (its ``blocks:`` section).
+
+        Raises:
+            ConfigError: when ``blocks:`` has no section for ``block``.
+        """
+        from components.registry import block_config_model
+
+        if block not in self.blocks:
+            raise ConfigError(f"blocks.{block}: no section in {self.path.name} (add `{block}: {{}}` under blocks:)")
+        return resolve(block_config_model(block), self.blocks[block], scale or self.scale, f"blocks.{block}")
 
 
 def _check_top(raw: dict[str, Any], scale: str | None, known: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
@@ -236,6 +269,27 @@ def _check_top(raw: dict[str, Any], scale: str | None, known: Mapping[str, str])
             elif p not in raw:
                 problems.append(f"{p}: section missing (papers: lists it); add `{p}: {{}}` for the defaults")
     return str(chosen), papers, problems
+
+
+def _check_blocks(raw: dict[str, Any], known: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """``blocks:``: a mapping of registered block names to sections (absent: none; dvc.yaml's
+    ``build-block`` stage iterates it, so a params file that ``dvc repro`` reads keeps ``blocks: {}``)."""
+    if "blocks" not in raw:  # dvc.yaml's build-block stage iterates it: the project's params.yaml has it
+        return {}, []
+    value = raw["blocks"]
+    if not isinstance(value, dict):
+        got = "null (an empty value)" if value is None else repr(value)
+        return {}, [f"blocks: must be a mapping of block names to sections (got {got}); `blocks: {{}}` for none"]
+    sections, problems = {}, []
+    for name, section in value.items():
+        if name not in known:
+            problems.append(f"blocks.{name}: unknown block (known: {', '.join(known)})")
+            continue
+        found = _check_section(f"blocks.{name}", section)
+        problems.extend(found)
+        if not found:
+            sections[name] = section
+    return sections, problems
 
 
 def _check_section(key: str, value: Any) -> list[str]:
@@ -266,7 +320,7 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
     Raises:
         ConfigError: with one line per problem, each naming its key.
     """
-    from components.registry import PAPERS, config_model
+    from components.registry import BLOCKS, PAPERS, block_config_model, config_model
 
     path = Path(path)
     if not path.is_file():
@@ -278,12 +332,14 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
         raise ConfigError(f"{path}: top level must be a mapping (got {type(raw).__name__})")
 
     chosen, papers, problems = _check_top(raw, scale, PAPERS)
+    blocks, block_problems = _check_blocks(raw, BLOCKS)
+    problems += block_problems
     sections: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key in TOP_KEYS:
             continue
         if key not in PAPERS:
-            problems.append(f"{key}: unknown key (expected scale, papers or a paper: {', '.join(PAPERS)})")
+            problems.append(f"{key}: unknown key (expected scale, papers, blocks or a paper: {', '.join(PAPERS)})")
             continue
         found = _check_section(str(key), value)
         problems.extend(found)
@@ -298,10 +354,23 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
                 resolve(model, section, s, name)
             except ConfigError as exc:
                 problems.append(str(exc))
+        if name in papers:
+            for block in model.USES_BLOCKS:
+                if block not in blocks:
+                    problems.append(f"{name}: uses the trained block {block!r}; add a `{block}:` section under blocks:")
+    for name, section in blocks.items():
+        block_model = block_config_model(name)
+        for s in SCALES:
+            try:
+                resolve(block_model, section, s, f"blocks.{name}")
+            except ConfigError as exc:
+                problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
     # no problems: _check_top found the chosen scale among SCALES
-    return Params(scale=cast(Scale, chosen), papers=tuple(papers), sections=sections, path=path.resolve())
+    return Params(
+        scale=cast(Scale, chosen), papers=tuple(papers), sections=sections, path=path.resolve(), blocks=blocks
+    )
 
 
 def flatten(cfg: BaseModel | Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

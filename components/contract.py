@@ -11,6 +11,11 @@ Step signatures::
     evaluate(cfg, ctx) -> dict[str, float]    writes ctx.report_dir, returns its metrics (all of them)
     gate(metrics) -> Gate                     does this evaluation earn the alias ``champion``?
     load(model_dir) -> model                  rebuilds the exported model for serving (no pickle)
+
+A trained shared block (``components.registry.BLOCKS``) exports ``BLOCK = Block(...)`` with one step,
+``build(cfg, ctx) -> dict[str, float]``: it writes ``ctx.model_dir`` (``models/blocks/<block>/model``)
+and returns its evaluation metrics. A paper reads a block it declares (``USES_BLOCKS`` in its config
+model) from ``ctx.block_dir(<block>)``.
 """
 
 from __future__ import annotations
@@ -115,6 +120,32 @@ class RunContext:
         """``reports/<paper>``: metrics.json, result tables, figures."""
         return self.root / "reports" / self.paper
 
+    def block_dir(self, block: str) -> Path:
+        """``models/blocks/<block>/model``: a trained shared block the paper declared in ``USES_BLOCKS``.
+
+        The pipeline builds it first, from params.yaml (``build-block@<block>``, or ``paperops run``).
+        Where a paper's step runs alone under a root that has none (the contract test, a notebook),
+        it is built there now at the block's ``standalone`` configuration (seconds), with a warning.
+        """
+        path = self.root / "models" / "blocks" / block / "model"
+        if not (path / "config.json").is_file():
+            from components.registry import get_block
+
+            spec = get_block(block)
+            self.log.warning(
+                "%s missing: building block %s at its small standalone configuration; the pipeline builds it "
+                "from params.yaml (`paperops build-block %s`)",
+                path,
+                block,
+                block,
+            )
+            cfg = spec.config.model_validate(spec.standalone)
+            ctx = RunContext(
+                f"blocks/{block}", self.root, self.device, self.seed, NullLogger(), self.progress, self.log
+            )
+            spec.build(cfg, ctx)
+        return path
+
     @property
     def use_amp(self) -> bool:
         """Mixed precision only on CUDA; CPU and MPS run in float32."""
@@ -150,3 +181,20 @@ class Paper:
     beside the gate's verdict, so that ``dvc metrics show`` and ``dvc exp show`` read in a
     terminal; every metric stays in ``all_metrics.json`` and the MLflow run. Empty: the first keys
     the gate reads (``components.outputs.headline_metrics``)."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """A shared block that is trained (or imported) once into ``models/blocks/<name>`` and read by papers.
+
+    ``build(cfg, ctx)`` gets a context whose ``paper`` is ``blocks/<name>``, so ``ctx.model_dir`` is
+    ``models/blocks/<name>/model``, ``ctx.checkpoint_dir`` its checkpoints and ``ctx.report_dir``
+    ``reports/blocks/<name>``; it returns the block's evaluation metrics.
+    """
+
+    name: str
+    title: str
+    config: type[BaseModel]
+    build: Callable[[Any, RunContext], dict[str, float]]
+    standalone: dict[str, Any] = field(default_factory=dict)
+    """A small config (seconds) for a paper step run where the block was never built (``RunContext.block_dir``)."""

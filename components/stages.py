@@ -3,6 +3,11 @@
 ``run_stage("train", "<paper>")`` is what ``paperops train <paper>`` (and so the DVC stage
 ``train@<paper>``) runs: validate params.yaml, resolve the paper's config at the chosen scale,
 pick the device, seed, open the MLflow run of the stage, call the paper's step, write its outputs.
+
+``run_block("clip")`` is what ``paperops build-block clip`` (the DVC stage ``build-block@clip``) runs:
+the same around a trained shared block's ``build`` step, into ``models/blocks/<block>``, tracked as
+the run ``build`` of the MLflow experiment ``block-<block>``; its metrics go to
+``reports/blocks/<block>/metrics.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from components.contract import RunContext
 from components.device import select_device
 from components.outputs import ALL_METRICS, METRICS, REGISTRATION, headline_metrics, write_json_atomic
 from components.progress import progress
-from components.registry import get_paper
+from components.registry import get_block, get_paper
 
 log = logging.getLogger("paperops")
 
@@ -139,3 +144,54 @@ def _step(stage: str, paper: Any, cfg: Any, ctx: RunContext, params: Params, roo
             {}, {"registered_version": record["version"], "champion_moved": str(record["champion_moved"])}
         )
     return record
+
+
+def block_built(root: Path, block: str, cfg: Any) -> bool:
+    """Whether ``models/blocks/<block>/model`` was built from exactly this config."""
+    from components.config import config_hash
+
+    path = Path(root) / "models" / "blocks" / block / "model" / "config.json"
+    try:
+        return json.loads(path.read_text()).get("config_hash") == config_hash(cfg, exclude={"device"})
+    except (OSError, ValueError):
+        return False
+
+
+def run_block(
+    block: str,
+    root: Path | None = None,
+    params: Params | None = None,
+    params_path: Path | str = "params.yaml",
+    scale: str | None = None,
+    if_needed: bool = False,
+) -> dict[str, float] | None:
+    """Build one trained shared block (resuming from its checkpoints), tracked as an MLflow run.
+
+    Args:
+        block: a ``components.registry.BLOCKS`` name with a section under ``blocks:``.
+        if_needed: skip when ``models/blocks/<block>`` was already built from this config
+            (``paperops run <paper>``); DVC's stage always runs it (a rerun resumes at the end).
+
+    Returns:
+        the block's metrics, or None when skipped.
+    """
+    from components import tracking
+
+    root = Path(root or Path.cwd()).resolve()
+    params = params or load_params(root / params_path, scale=scale)
+    spec = get_block(block)
+    cfg = params.block_config(block)
+    if if_needed and block_built(root, block, cfg):
+        log.info("block %s: models/blocks/%s is built from this config; not rebuilt", block, block)
+        return None
+    device = select_device(cfg.device)
+    seed_everything(cfg.seed)
+    log.info("build-block %s: scale=%s device=%s", block, params.scale, device)
+    run_params = {**flatten(cfg), "scale": params.scale, "device.resolved": str(device)}
+    with tracking.stage_run(root, f"block-{block}", "build", params.scale, run_params) as logger:
+        ctx = RunContext(f"blocks/{block}", root, device, cfg.seed, logger, progress, log)
+        with hooked(ctx.checkpoint_dir, logger):
+            metrics = {k: float(v) for k, v in spec.build(cfg, ctx).items()}
+        write_json_atomic(ctx.report_dir / "metrics.json", metrics)
+        logger.log_metrics(metrics)
+    return metrics

@@ -153,6 +153,15 @@ def diffusemorph(out: Path) -> None:
     _json(out / "register.json", {"moving": "@moving.png", "fixed": "@fixed.png", "eta": 1.0, "return": "warped"})
 
 
+def diffusionclip(out: Path) -> None:
+    """face.png: a drawn frowning face (the model's domain, components/blocks/data/drawings.py), 32x32
+    RGB; /manipulate moves it toward the target text ``smiling``."""
+    from components.papers.diffusionclip.predict import example_input
+
+    _png(out / "face.png", example_input()["image"])
+    _json(out / "manipulate.json", {"image": "@face.png", "target": "smiling", "strength": 1.0})
+
+
 MAKERS = {
     "noise2score": noise2score,
     "fractional_lms": fractional_lms,
@@ -161,6 +170,7 @@ MAKERS = {
     "ccdf": ccdf,
     "switchable_cyclegan": switchable_cyclegan,
     "diffusemorph": diffusemorph,
+    "diffusionclip": diffusionclip,
 }
 
 

@@ -118,11 +118,21 @@ def _publish_report(paper: str, root: Path) -> None:
     create_markdown_artifact("\n\n".join(parts), key=f"{key}-report", description=f"{paper} results")
 
 
+def blocks_of(paper: str) -> tuple[str, ...]:
+    """The trained shared blocks the paper reads (its config model's ``USES_BLOCKS``)."""
+    from components.registry import config_model
+
+    return tuple(config_model(paper).USES_BLOCKS)
+
+
 @flow(name="paper-pipeline", flow_run_name="{paper}", log_prints=True)
 def paper_pipeline(paper: str, root: str = ".") -> list[dict[str, Any]]:
-    """validate -> prepare -> train -> evaluate -> register for one paper, one task per DVC stage."""
+    """[build-block@<b> for the paper's blocks ->] validate -> prepare -> train -> evaluate -> register,
+    one task per DVC stage."""
     root_path = Path(root).resolve()
     results = []
+    for block in blocks_of(paper):  # built (or found up to date) before the paper's validate records it
+        results.append(dvc_stage("build-block", block, str(root_path)))
     for stage in STAGES:
         results.append(dvc_stage(stage, paper, str(root_path)))
     _publish_report(paper, root_path)

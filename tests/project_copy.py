@@ -53,7 +53,8 @@ def copy_project(dest: Path, scale: str = "smoke") -> ProjectCopy:
     )
     for rel in filter(None, files):
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "models/", "reports/")):
+        output = rel.startswith(("data/", "models/", "reports/")) and rel != "models/blocks/README.md"
+        if src.is_file() and not output:  # models/blocks/README.md keeps the folder validate depends on
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     params = dest / "params.yaml"

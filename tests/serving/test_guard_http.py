@@ -28,6 +28,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "switchable_cyclegan": {"/enhance": ("image",), "/enhance_volume": ("volume",)},
     "diffusemorph": {"/register": ("moving", "fixed")},
+    "diffusionclip": {"/manipulate": ("image",)},
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
 TEXT_FIELD = {
@@ -46,6 +47,7 @@ TEXT_FIELD = {
     "/enhance": "alpha",
     "/enhance_volume": "alpha",
     "/register": "eta",
+    "/manipulate": "strength",
 }
 CASES = [(paper, route) for paper, routes in ENDPOINTS.items() for route in routes]
 
