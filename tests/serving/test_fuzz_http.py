@@ -17,7 +17,16 @@ import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
-SERVICES = ["noise2score", "fractional_lms", "relu_neuron", "ebclr", "ccdf", "switchable_cyclegan", "diffusemorph", "diffusionclip"]
+SERVICES = [
+    "noise2score",
+    "fractional_lms",
+    "relu_neuron",
+    "ebclr",
+    "ccdf",
+    "switchable_cyclegan",
+    "diffusemorph",
+    "diffusionclip",
+]
 FUZZ_EXAMPLES = int(os.environ.get("PAPEROPS_FUZZ_EXAMPLES", "20"))
 
 
