@@ -29,6 +29,7 @@ PAPERS: dict[str, str] = {
     "ccdf": "components.papers.ccdf",
     "switchable_cyclegan": "components.papers.switchable_cyclegan",
     "diffusemorph": "components.papers.diffusemorph",
+    "festa": "components.papers.festa",
 }
 
 

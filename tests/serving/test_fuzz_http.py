@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
-SERVICES = ["noise2score", "fractional_lms", "relu_neuron", "ebclr", "ccdf"]
+SERVICES = ["noise2score", "fractional_lms", "relu_neuron", "ebclr", "ccdf", "festa"]
 FUZZ_EXAMPLES = int(os.environ.get("PAPEROPS_FUZZ_EXAMPLES", "20"))
 
 

@@ -26,6 +26,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
         "/mri_reconstruct_npy": ("kspace", "mask"),
         "/mri_reconstruct_image": ("image",),
     },
+    "festa": {"/classify": ("image",), "/segment": ("image",), "/severity": ("image",)},
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
 TEXT_FIELD = {
