@@ -83,8 +83,10 @@ def load_run(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str
 
 
 # ----------------------------------------------------------------------------------- baselines
-def baseline_job(method: str, seed: int, files: list[tuple[str, str]], mc: dict[str, Any], t: dict[str, Any]) -> Any:
-    """One baseline run in a worker process: ``(state, info)``."""
+def baseline_job(
+    method: str, seed: int, files: list[tuple[str, str]], mc: dict[str, Any], t: dict[str, Any], device: str
+) -> Any:
+    """One baseline run in a worker process (``device``: where it computes): ``(state, info)``."""
     torch.set_num_threads(int(t["threads"]))
     start = time.process_time()
     clients = []
@@ -97,11 +99,11 @@ def baseline_job(method: str, seed: int, files: list[tuple[str, str]], mc: dict[
         for k, v in losses.items():
             curve.setdefault(f"loss/{k}", []).extend([float(step), v])
 
-    cpu = torch.device("cpu")
+    dev = torch.device(device)
     if method == "central":
-        state, stats = train_central(clients, mc, t, seed, cpu, record)
+        state, stats = train_central(clients, mc, t, seed, dev, record)
     else:
-        state, stats = train_separate(clients, mc, t, seed, method == "fedavg", cpu, record)
+        state, stats = train_separate(clients, mc, t, seed, method == "fedavg", dev, record)
     return state, {**stats, "history": curve, "cpu_s": time.process_time() - start}
 
 
@@ -163,7 +165,7 @@ def train(cfg: FeSTAConfig, ctx: RunContext, die_at: dict[int, tuple[int, str]] 
     try:
         for m, s in baselines:
             assert pool is not None
-            pending[(m, s)] = pool.submit(baseline_job, m, s, files, mc, t)
+            pending[(m, s)] = pool.submit(baseline_job, m, s, files, mc, t, str(ctx.device))
         runs = [(m, s) for s in seeds(cfg) for m in cfg.eval.methods]
         for m, s in ctx.progress([r for r in todo if r[0] == "festa"], desc="festa runs"):
             _festa_run(cfg, ctx, s, folder, runs.index((m, s)), die_at)

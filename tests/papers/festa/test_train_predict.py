@@ -59,14 +59,14 @@ def test_resume_after_kill_9_equals_uninterrupted(trained, tmp_path: Path, caplo
     proc = subprocess.Popen([sys.executable, "-c", TRAIN, cfg.model_dump_json(), str(tmp_path)], env=env)
     ckpts = ctx.checkpoint_dir / "festa_s0"
     deadline = time.monotonic() + 300
-    while not (ckpts.is_dir() and any(p.suffix == ".pt" for p in ckpts.iterdir())):
+    while not (ckpts.is_dir() and any(ckpts.glob("step-*.pt"))):  # a finished checkpoint, not a .tmp one
         assert proc.poll() is None, "training ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # the server dies mid-run; its clients lose their pairs and exit
     assert proc.wait(timeout=30) == -signal.SIGKILL
     assert not ctx.model_dir.exists(), "killed before the export"
-    assert any(p.suffix == ".pt" for p in ckpts.iterdir())
+    assert any(ckpts.glob("step-*.pt"))
     with caplog.at_level(logging.INFO, logger="paperops.festa"):
         PAPER.train(cfg, RunContext("festa", tmp_path, seed=cfg.seed))
     assert any("resuming from round" in r.getMessage() for r in caplog.records)
