@@ -26,6 +26,7 @@ SERVICES = [
     "switchable_cyclegan",
     "diffusemorph",
     "diffusionclip",
+    "festa",
 ]
 FUZZ_EXAMPLES = int(os.environ.get("PAPEROPS_FUZZ_EXAMPLES", "20"))
 

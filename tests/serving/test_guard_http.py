@@ -29,6 +29,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
     "switchable_cyclegan": {"/enhance": ("image",), "/enhance_volume": ("volume",)},
     "diffusemorph": {"/register": ("moving", "fixed")},
     "diffusionclip": {"/manipulate": ("image",)},
+    "festa": {"/classify": ("image",), "/segment": ("image",), "/severity": ("image",)},
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
 TEXT_FIELD = {

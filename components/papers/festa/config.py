@@ -53,15 +53,31 @@ class TrainConfig(StrictModel):
     fedavg_every: int = Field(
         1, ge=1, le=10_000, description="k: FedAvg of heads and tails within a task every k rounds"
     )
-    checkpoint_every: int = Field(50, ge=1)
-    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: gloo (tensors go through the CPU)")
+    checkpoint_every: int = Field(50, ge=1, description="rounds between checkpoints of the federated loop")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="a client silent this long is dropped")
+    threads: int = Field(1, ge=1, le=64, description="torch threads per process (server and every client)")
+    seg_dice_weight: float = Field(1.0, ge=0, le=10, description="segmentation loss = BCE + w * soft Dice")
+
+
+Method = Literal["festa", "local", "fedavg", "central"]
 
 
 class EvalConfig(StrictModel):
     seeds: int = Field(3, ge=2, le=50, description="paired seeds: every method trains once per seed")
+    methods: tuple[Method, ...] = Field(
+        ("festa", "local", "fedavg", "central"), min_length=2, description="FeSTA and the baselines it is compared with"
+    )
     z: float = Field(2.0, gt=0, description="standard errors a gated difference must clear")
+    bootstrap: int = Field(200, ge=20, le=10_000, description="test-set resamples for the SE of AUC and F1")
     gate_bytes: bool = Field(True, description="gate also: FeSTA's bytes per round below whole-model FedAvg's")
+
+    @model_validator(mode="after")
+    def _festa_and_local(self) -> EvalConfig:
+        if "festa" not in self.methods or "local" not in self.methods:
+            raise ValueError("eval.methods must hold festa and local (the gated comparison)")
+        if self.gate_bytes and "fedavg" not in self.methods:
+            raise ValueError("eval.gate_bytes needs fedavg in eval.methods")
+        return self
 
 
 class FeSTAConfig(PaperConfig):

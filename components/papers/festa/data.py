@@ -13,9 +13,11 @@ images and ``labels.csv`` (``file,label,severity``); masks in ``masks/<file>`` (
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from components.contract import RunContext
 from components.papers.festa.config import FeSTAConfig
@@ -121,3 +123,24 @@ def prepare(cfg: FeSTAConfig, ctx: RunContext) -> None:
                 [hospital_shift(c, rng, d.intensity_shift) for c in np.array_split(test["image"], 4)]
             )
         _write(ctx.data_dir / f"test_{task}.npz", test)
+
+
+def client_list(tasks: Sequence[str], per_task: int) -> list[tuple[str, int]]:
+    """``[(task, k)]`` in client-index order: every task's clients ``0..per_task-1`` in turn."""
+    return [(t, k) for t in tasks for k in range(per_task)]
+
+
+def as_tensors(split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """``image (N, 1, S, S)``, ``label (N,)``, ``severity (N,)``, ``mask (N, 1, S, S)`` as torch tensors."""
+    return {
+        "image": torch.from_numpy(np.ascontiguousarray(split["image"], np.float32))[:, None],
+        "label": torch.from_numpy(np.asarray(split["label"], np.int64)),
+        "severity": torch.from_numpy(np.asarray(split["severity"], np.float32)),
+        "mask": torch.from_numpy(np.ascontiguousarray(split["mask"], np.float32))[:, None],
+    }
+
+
+def sample_batch(data: dict[str, torch.Tensor], batch_size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """``batch_size`` examples drawn uniformly with replacement by ``gen`` (one draw per round)."""
+    idx = torch.randint(len(data["label"]), (batch_size,), generator=gen)
+    return {k: v[idx] for k, v in data.items()}
