@@ -162,6 +162,16 @@ def diffusionclip(out: Path) -> None:
     _json(out / "manipulate.json", {"image": "@face.png", "target": "smiling", "strength": 1.0})
 
 
+def festa(out: Path) -> None:
+    """cxr.png: a 64x64 synthetic chest X-ray with COVID-like lesions (the generator of the paper's
+    synthetic hospitals, components/papers/festa/data.py, seeded)."""
+    from components.papers.festa.predict import example_input
+
+    _png(out / "cxr.png", example_input())
+    for route in ("classify", "segment", "severity"):
+        _json(out / f"{route}.json", {"image": "@cxr.png"})
+
+
 MAKERS = {
     "noise2score": noise2score,
     "fractional_lms": fractional_lms,
@@ -171,6 +181,7 @@ MAKERS = {
     "switchable_cyclegan": switchable_cyclegan,
     "diffusemorph": diffusemorph,
     "diffusionclip": diffusionclip,
+    "festa": festa,
 }
 
 

@@ -28,4 +28,13 @@ PAPER = Paper(
     load=load,
     predict=predict,
     example_input=example_input,
+    headline=(
+        "festa-local/cls_auc",
+        "festa-local/seg_dice",
+        "festa-local/sev_mae",
+        "festa-fedavg/*_auc",
+        "festa-fedavg/seg_dice",
+        "festa/bytes_per_round",
+        "fedavg/bytes_per_round",
+    ),
 )

@@ -162,7 +162,6 @@ def write_reports(
     (out / "figures").mkdir(parents=True, exist_ok=True)
     summary, diffs = tables(metrics, methods, tasks)
     summary.to_csv(out / "results.csv", index=False, float_format="%.5f")
-    diffs.to_csv(out / "paired.csv", index=False, float_format="%.5f")
     verdict = gate(metrics)
     gate_lines = ["passed" if verdict.passed else "not passed:", *[f"- {r}" for r in verdict.reasons]]
     (out / "results.md").write_text(markdown(metrics, methods, tasks, gate_lines, "paperops run festa"))
