@@ -26,5 +26,5 @@ PAPER = Paper(
     load=load,
     predict=denoise,
     example_input=example_input,
-    headline=("gaussian_25/n2s-noisy", "family_accuracy"),
+    headline=("gaussian_25/n2s-noisy", "gaussian_25/n2s-gauss", "gaussian_25/n2s-bm3d", "family_accuracy"),
 )

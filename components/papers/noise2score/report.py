@@ -103,7 +103,6 @@ def write_reports(ctx: RunContext, per_image: pd.DataFrame, summary: pd.DataFram
 
     out = ctx.report_dir
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    per_image.to_csv(out / "per_image.csv", index=False, float_format="%.4f")
     summary.to_csv(out / "results.csv", index=False, float_format="%.4f")
     verdict = gate(metrics_from(per_image, summary))
     gate_lines = ["passed" if verdict.passed else "not passed:", *[f"- {r}" for r in verdict.reasons]]
