@@ -28,7 +28,9 @@ import csv
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,11 @@ def _git_files(root: Path) -> set[str]:
 
 def dvc_status(root: Path) -> dict[str, Any]:
     """``dvc status --json`` of the workspace (what differs from dvc.lock)."""
-    proc = subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True, text=True, timeout=300)
+    # the dvc beside this interpreter first: `.venv/bin/paperops check-lock` works without an activated venv
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    if dvc is None:
+        raise RuntimeError("dvc is not installed beside this Python nor on PATH (make setup installs it)")
+    proc = subprocess.run([dvc, "status", "--json"], cwd=root, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"dvc status failed ({proc.returncode}): {proc.stderr.strip()}")
     lines = [line for line in proc.stdout.splitlines() if line.strip().startswith(("{", "}", '"', "[", "]"))]
@@ -152,6 +158,8 @@ def check(root: Path, params: Params) -> LockReport:
     listed = set(params.papers)
     for name in sorted(lock):
         stage, _, paper = name.partition("@")
+        if stage == "build-block" and paper in params.blocks:  # a shared block (params.yaml blocks:)
+            continue
         if paper and paper not in listed:
             report.notes.append(
                 f"dvc.lock keeps {name} for a paper not in papers: (harmless; delete the entry to tidy)"
