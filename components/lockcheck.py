@@ -78,8 +78,18 @@ def dvc_status(root: Path) -> dict[str, Any]:
     return json.loads("\n".join(lines) or "{}")
 
 
-def _classify(stage: str, changes: list[Any], tracked: set[str], report: LockReport) -> None:
-    """Sort one stage's ``dvc status`` entries into problems, stale code and expected absences."""
+def _absent_cached_outs(root: Path, lock: dict[str, Any], tracked: set[str]) -> list[str]:
+    """Outputs the lock records that live in DVC's cache (not in git) and are absent here (a clone)."""
+    outs = {str(o["path"]) for body in lock.values() for o in (body or {}).get("outs") or [] if "path" in o}
+    return sorted(o for o in outs if o not in tracked and not (root / o).exists())
+
+
+def _classify(stage: str, changes: list[Any], tracked: set[str], report: LockReport, absent: list[str] = ()) -> None:
+    """Sort one stage's ``dvc status`` entries into problems, stale code and expected absences.
+
+    ``absent``: cached outputs missing from this checkout; a dependency that holds one (``models/blocks``
+    holds ``models/blocks/<block>``) differs from the lock for that reason alone, as data does.
+    """
     for change in changes:
         if isinstance(change, str):  # "changed command", "always changed", "changed checksum"
             report.problems.append(f"{stage}: {change} (dvc.yaml changed since the run that wrote dvc.lock)")
@@ -94,6 +104,8 @@ def _classify(stage: str, changes: list[Any], tracked: set[str], report: LockRep
                     report.problems.append(f"{stage}: params in {path} differ from dvc.lock ({keys})")
                 elif path not in tracked and not any(t.startswith(path.rstrip("/") + "/") for t in tracked):
                     continue  # data, models, figures: in the DVC cache and remote, not in git
+                elif kind == "changed deps" and any(a.startswith(path.rstrip("/") + "/") for a in absent):
+                    continue  # a folder in git that also holds another stage's cached output, absent here
                 elif kind == "changed outs":
                     report.problems.append(f"{stage}: committed output {path} is {state}, not what dvc.lock recorded")
                 else:
@@ -110,7 +122,7 @@ def _cache_false_outs(dvc_yaml: dict[str, Any], stage: str, paper: str) -> list[
             if isinstance(entry, dict):
                 for path, opts in entry.items():
                     if (opts or {}).get("cache") is False:
-                        paths.append(str(path).replace("${item}", paper))
+                        paths.append(str(path).replace("${item}", paper).replace("${key}", paper))
     return paths
 
 
@@ -173,9 +185,14 @@ def check(root: Path, params: Params) -> LockReport:
             for out in _cache_false_outs(dvc_yaml, stage, paper):
                 if out not in tracked:
                     report.problems.append(f"{stage}@{paper}: output {out} (cache: false) is not committed")
+    for block in params.blocks:
+        for out in _cache_false_outs(dvc_yaml, "build-block", block):
+            if out not in tracked:
+                report.problems.append(f"build-block@{block}: output {out} (cache: false) is not committed")
     status = dvc_status(root)
+    absent = _absent_cached_outs(root, lock, tracked)
     for stage, changes in sorted(status.items()):
-        _classify(stage, changes, tracked, report)
+        _classify(stage, changes, tracked, report, absent)
     for paper in params.papers:
         _check_paper(root, paper, get_paper(paper).headline, tracked, report)
     return report
