@@ -18,7 +18,7 @@ QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PAPEROPS_NO_PROGRESS": "1",
     # a smoke stage can end within the default 2 s sampling interval and then log no system metric
-    "PAPEROPS_SYSMETRICS_S": "0.2",
+    "PAPEROPS_SYSMETRICS_S": "0.5",
     "GIT_AUTHOR_NAME": "paperops-tests",
     "GIT_AUTHOR_EMAIL": "tests@paperops.invalid",
     "GIT_COMMITTER_NAME": "paperops-tests",

@@ -163,6 +163,8 @@ def test_a_client_killed_mid_round_is_dropped_and_the_others_are_untouched(smoke
 
 def test_losing_every_client_of_a_task_stops_the_run(smoke_data) -> None:
     cfg, ctx = smoke_data
-    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"rounds": 2, "finetune_rounds": 0})})
+    # a SIGKILLed peer is noticed when its pair's timeout runs out: 15 s instead of the smoke scale's 60
+    train = cfg.train.model_copy(update={"rounds": 2, "finetune_rounds": 0, "timeout_s": 15})
+    cfg = cfg.model_copy(update={"train": train})
     with pytest.raises(RuntimeError, match="every client of task 'cls' was lost"):
         run_server(cfg, ctx, die_at={0: (1, "start"), 1: (1, "start")})
