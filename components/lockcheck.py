@@ -78,13 +78,15 @@ def dvc_status(root: Path) -> dict[str, Any]:
     return json.loads("\n".join(lines) or "{}")
 
 
-def _absent_cached_outs(root: Path, lock: dict[str, Any], tracked: set[str]) -> list[str]:
+def _absent_cached_outs(root: Path, lock: dict[str, Any], tracked: set[str]) -> tuple[str, ...]:
     """Outputs the lock records that live in DVC's cache (not in git) and are absent here (a clone)."""
     outs = {str(o["path"]) for body in lock.values() for o in (body or {}).get("outs") or [] if "path" in o}
-    return sorted(o for o in outs if o not in tracked and not (root / o).exists())
+    return tuple(sorted(o for o in outs if o not in tracked and not (root / o).exists()))
 
 
-def _classify(stage: str, changes: list[Any], tracked: set[str], report: LockReport, absent: list[str] = ()) -> None:
+def _classify(
+    stage: str, changes: list[Any], tracked: set[str], report: LockReport, absent: tuple[str, ...] = ()
+) -> None:
     """Sort one stage's ``dvc status`` entries into problems, stale code and expected absences.
 
     ``absent``: cached outputs missing from this checkout; a dependency that holds one (``models/blocks``
