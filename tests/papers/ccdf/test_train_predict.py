@@ -19,40 +19,15 @@ from components.papers.ccdf.predict import (
     simulate_kspace,
     super_resolve,
 )
+from tests.crash import Crash, Recorder, crash_after
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-class Crash(Exception):
-    pass
 
 
 def tiny_cfg(**train):
     cfg = load_params(ROOT / "params.yaml", scale="smoke").config("ccdf")
     upd = {"steps": 12, "init_steps": 4, "checkpoint_every": 5, "log_every": 2, **train}
     return cfg.model_copy(update={"train": cfg.train.model_copy(update=upd)})
-
-
-def crash_after(n: int):
-    def progress(iterable, total=None, desc="", **_):
-        for i, item in enumerate(iterable):
-            if i == n:
-                raise Crash
-            yield item
-
-    return progress
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.points: dict[str, list[float]] = {}
-
-    def log_metrics(self, metrics, step=None):
-        for k, v in metrics.items():
-            self.points.setdefault(k, []).append(v)
-
-    def __getattr__(self, name):
-        return lambda *a, **k: None
 
 
 @pytest.fixture(scope="module")

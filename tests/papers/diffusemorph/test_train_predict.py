@@ -23,40 +23,15 @@ from components.papers.diffusemorph import PAPER
 from components.papers.diffusemorph.data import folder_pairs, load_split
 from components.papers.diffusemorph.evaluate import gate
 from components.papers.diffusemorph.predict import register, synthesize
+from tests.crash import Crash, Recorder, crash_after
 
 ROOT = Path(__file__).resolve().parents[3]
 NAME = "diffusemorph"
 
 
-class Crash(Exception):
-    pass
-
-
 def tiny_cfg(**train):
     cfg = load_params(ROOT / "params.yaml", scale="smoke").config(NAME)
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 8, "checkpoint_every": 3, **train})})
-
-
-def crash_after(n: int):
-    def progress(iterable, total=None, desc="", **_):
-        for i, item in enumerate(iterable):
-            if i == n:
-                raise Crash
-            yield item
-
-    return progress
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.points: dict[str, list[float]] = {}
-
-    def log_metrics(self, metrics, step=None):
-        for k, v in metrics.items():
-            self.points.setdefault(k, []).append(v)
-
-    def __getattr__(self, name):
-        return lambda *a, **k: None
 
 
 @pytest.fixture(scope="module")

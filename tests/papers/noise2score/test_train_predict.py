@@ -12,12 +12,9 @@ from components.config import load_params
 from components.contract import RunContext
 from components.papers.noise2score import PAPER
 from components.papers.noise2score.predict import denoise, estimate
+from tests.crash import Crash, crash_after
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-class Crash(Exception):
-    pass
 
 
 def tiny_cfg():
@@ -25,16 +22,6 @@ def tiny_cfg():
     return cfg.model_copy(
         update={"train": cfg.train.model_copy(update={"steps": 12, "baseline_steps": 6, "checkpoint_every": 4})}
     )
-
-
-def crash_after(n: int):
-    def progress(iterable, total=None, desc="", **_):
-        for i, item in enumerate(iterable):
-            if i == n:
-                raise Crash
-            yield item
-
-    return progress
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,10 @@ from components.contract import RunContext
 from components.papers.switchable_cyclegan import PAPER
 from components.papers.switchable_cyclegan.evaluate import gate
 from components.papers.switchable_cyclegan.predict import predict
+from tests.crash import Crash, Recorder, crash_after
 
 ROOT = Path(__file__).resolve().parents[3]
 NAME = "switchable_cyclegan"
-
-
-class Crash(Exception):
-    pass
 
 
 def tiny_cfg(**train):
@@ -33,28 +30,6 @@ def tiny_cfg(**train):
     return cfg.model_copy(
         update={"train": cfg.train.model_copy(update={"steps": 8, "baseline_steps": 6, "checkpoint_every": 3, **train})}
     )
-
-
-def crash_after(n: int):
-    def progress(iterable, total=None, desc="", **_):
-        for i, item in enumerate(iterable):
-            if i == n:
-                raise Crash
-            yield item
-
-    return progress
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.points: dict[str, list[float]] = {}
-
-    def log_metrics(self, metrics, step=None):
-        for k, v in metrics.items():
-            self.points.setdefault(k, []).append(v)
-
-    def __getattr__(self, name):
-        return lambda *a, **k: None
 
 
 def _weights(root: Path) -> dict:
