@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.paperops-installed
+# pytest-xdist workers of `make test` (a module's tests, and the users of the smoke pipeline, stay on one)
+JOBS   ?= 2
 PAPER  ?=
 
 # No telemetry from the tools, here or in CI.
@@ -37,8 +39,8 @@ run: setup  ## the main job: `dvc repro` of every paper in params.yaml, then one
 	echo "To make them the reference: git add dvc.lock data/.gitignore models/.gitignore reports/ && git commit"; \
 	exit $$rc
 
-test: setup  ## the whole test suite (what CI runs)
-	$(BIN)/python -m pytest -q
+test: setup  ## the whole test suite (what CI runs), on JOBS pytest-xdist workers (default 2)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup
 
 test-fast: setup  ## unit and contract tests only, without the end-to-end tool runs
 	$(BIN)/python -m pytest -q -m "not e2e"

@@ -4,6 +4,10 @@
 git repository, sets ``scale: smoke`` and runs a real ``dvc repro`` there, tracking to a real MLflow
 SQLite store inside the copy. End-to-end tests (DVC, MLflow, Prefect, BentoML) share it, so the
 pipeline runs once per test session.
+
+``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``): ``pytest_collection_modifyitems``
+keeps each test module on one worker (its module fixtures are built once) and puts every test that
+uses ``smoke_repo`` on one worker too (the pipeline still runs once).
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.project_copy import QUIET_ENV, ProjectCopy, copy_project
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for ``--dist loadgroup``: by module, and the users of ``smoke_repo`` together."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = "smoke_repo" if "smoke_repo" in fixtures else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
