@@ -10,6 +10,7 @@ it. This check runs on a clone without any data (CI) and fails when the commit i
   dvc.yaml changed after the run that wrote the lock);
 * a committed output differs from the hash the lock recorded (edited by hand, or from another run),
   or an output with ``cache: false`` is not committed at all;
+* a file under ``reports/`` is committed that no stage writes (a leftover the next run leaves stale);
 * a paper's ``metrics.json`` lacks the gate's verdict or one of its headline metrics;
 * a paper has no plot of its ``results.csv`` under ``plots:`` (in its own
   ``components/papers/<paper>/dvc.yaml``), or the plot names a column the committed table lacks.
@@ -187,10 +188,18 @@ def check(root: Path, params: Params) -> LockReport:
             for out in _cache_false_outs(dvc_yaml, stage, paper):
                 if out not in tracked:
                     report.problems.append(f"{stage}@{paper}: output {out} (cache: false) is not committed")
+    committed_outs = {
+        out for paper in params.papers for s in STAGE_ORDER for out in _cache_false_outs(dvc_yaml, s, paper)
+    }
     for block in params.blocks:
         for out in _cache_false_outs(dvc_yaml, "build-block", block):
+            committed_outs.add(out)
             if out not in tracked:
                 report.problems.append(f"build-block@{block}: output {out} (cache: false) is not committed")
+    for path in sorted(tracked):
+        # a committed report file that no stage writes is a leftover: the next run leaves it stale
+        if path.startswith("reports/") and path not in committed_outs and not path.endswith(".gitignore"):
+            report.problems.append(f"{path}: committed, but no stage of dvc.yaml writes it (git rm it)")
     status = dvc_status(root)
     absent = _absent_cached_outs(root, lock, tracked)
     for stage, changes in sorted(status.items()):

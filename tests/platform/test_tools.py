@@ -126,6 +126,18 @@ def test_check_lock_fails_on_incoherence(clone: ProjectCopy, name, path, edit, e
     assert _check(clone) == ([], []), "restoring the file restores coherence"
 
 
+def test_a_committed_report_file_no_stage_writes_is_a_problem(clone: ProjectCopy) -> None:
+    stray = clone.path / "reports" / PAPER / "by_hand.csv"
+    stray.write_text("a,b\n1,2\n")
+    clone.run("git", "add", str(stray))
+    try:
+        problems, _ = _check(clone)
+    finally:
+        clone.run("git", "rm", "-q", "-f", str(stray))
+    assert problems == [f"reports/{PAPER}/by_hand.csv: committed, but no stage of dvc.yaml writes it (git rm it)"]
+    assert _check(clone) == ([], [])
+
+
 def test_changed_code_is_stale_not_incoherent(clone: ProjectCopy) -> None:
     code = clone.path / "components" / "papers" / PAPER / "evaluate.py"
     good = code.read_text()

@@ -1,8 +1,7 @@
-"""``reports/diffusemorph/``: results.md, results.csv, results.json and figures (and MLflow copies)."""
+"""``reports/diffusemorph/``: results.md, results.csv and figures (DVC outputs) and their MLflow copies."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -108,7 +107,7 @@ def write_report(
     flows: dict[str, torch.Tensor],
     verdict: Gate,
 ) -> None:
-    """results.md / .csv / .json and two figures: the eta continuum and the first test pair."""
+    """results.md / .csv and two figures: the eta continuum and the first test pair."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +117,6 @@ def write_report(
     out = ctx.report_dir
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(markdown(cfg, metrics, methods, verdict))
-    (out / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     table = pd.DataFrame(_rows(metrics, methods))
     table.to_csv(out / "results.csv", index=False, float_format="%.5f")
     ctx.logger.log_table(table, "results.json")

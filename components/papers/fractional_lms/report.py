@@ -65,7 +65,6 @@ def write_reports(
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "results.csv", index=False, float_format="%.5g")
-    wdf.to_csv(out / "wiener.csv", index=False, float_format="%.5g")
     ctx.logger.log_table(df, "results.json")
     ctx.logger.log_table(wdf, "wiener.json")
     breakdown = pd.DataFrame(

@@ -62,8 +62,8 @@ def write_reports(
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out / "results.csv", index=False, float_format="%.5g")
-    runs.to_csv(out / "runs.csv", index=False, float_format="%.6g")
     ctx.logger.log_table(summary, "summary.json")
+    ctx.logger.log_table(runs, "runs.json")  # every run; reports/ keeps only DVC outputs
     verdict = "PASSED" if gate.passed else "FAILED: " + "; ".join(gate.reasons)
     lin_summary = lin.groupby(["data", "d", "scale"])[["error_to_nearest", "error_to_min_norm"]].max().reset_index()
     md = [
