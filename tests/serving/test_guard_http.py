@@ -31,24 +31,25 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
     "diffusionclip": {"/manipulate": ("image",)},
     "festa": {"/classify": ("image",), "/segment": ("image",), "/severity": ("image",)},
 }
-# a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
-TEXT_FIELD = {
-    "/denoise": "level",
-    "/identify": "x",
-    "/filter": "x",
-    "/predict": "x",
-    "/analyze": "X",
-    "/embed": "arrays",
-    "/classify": "array",
-    "/super_resolve": "steps",
-    "/inpaint": "steps",
-    "/mri_reconstruct": "steps",
-    "/mri_reconstruct_npy": "steps",
-    "/mri_reconstruct_image": "acceleration",
-    "/enhance": "alpha",
-    "/enhance_volume": "alpha",
-    "/register": "eta",
-    "/manipulate": "strength",
+# a non-file field of each (paper, route) that has one; "x" (an unknown field) for the others
+# (a form field's text is parsed as JSON when it parses, as BentoML does)
+TEXT_FIELD: dict[tuple[str, str], str] = {
+    ("noise2score", "/denoise"): "level",
+    ("fractional_lms", "/identify"): "x",
+    ("fractional_lms", "/filter"): "x",
+    ("relu_neuron", "/predict"): "x",
+    ("relu_neuron", "/analyze"): "X",
+    ("ebclr", "/embed"): "arrays",
+    ("ebclr", "/classify"): "array",
+    ("ccdf", "/super_resolve"): "steps",
+    ("ccdf", "/inpaint"): "steps",
+    ("ccdf", "/mri_reconstruct"): "steps",
+    ("ccdf", "/mri_reconstruct_npy"): "steps",
+    ("ccdf", "/mri_reconstruct_image"): "acceleration",
+    ("switchable_cyclegan", "/enhance"): "alpha",
+    ("switchable_cyclegan", "/enhance_volume"): "alpha",
+    ("diffusemorph", "/register"): "eta",
+    ("diffusionclip", "/manipulate"): "strength",
 }
 CASES = [(paper, route) for paper, routes in ENDPOINTS.items() for route in routes]
 
@@ -68,43 +69,45 @@ def huge_npy() -> bytes:
 JSON = {"content-type": "application/json"}
 DEEP = b"[" * 100_000 + b"]" * 100_000
 BAD_REQUESTS = {
-    "a form field of JSON nested past the recursion limit": lambda route, files: {
-        "data": {TEXT_FIELD.get(route, "x"): DEEP.decode()}
-    },
-    "a form field holding an integer of 5000 digits": lambda route, files: {
-        "data": {TEXT_FIELD.get(route, "x"): "9" * 5000}
-    },
-    "a form field holding 1e400": lambda route, files: {"data": {TEXT_FIELD.get(route, "x"): "1e400"}},
-    "json nested past the recursion limit": lambda route, files: {"content": b'{"x": ' + DEEP + b"}", "headers": JSON},
-    "an integer of 5000 digits": lambda route, files: {"content": b'{"x": [' + b"9" * 5000 + b"]}", "headers": JSON},
-    "a number that overflows a float": lambda route, files: {
+    "a form field of JSON nested past the recursion limit": lambda text, files: {"data": {text: DEEP.decode()}},
+    "a form field holding an integer of 5000 digits": lambda text, files: {"data": {text: "9" * 5000}},
+    "a form field holding 1e400": lambda text, files: {"data": {text: "1e400"}},
+    "json nested past the recursion limit": lambda text, files: {"content": b'{"x": ' + DEEP + b"}", "headers": JSON},
+    "an integer of 5000 digits": lambda text, files: {"content": b'{"x": [' + b"9" * 5000 + b"]}", "headers": JSON},
+    "a number that overflows a float": lambda text, files: {
         "content": b'{"x": [1e400], "level": 1e999}',
         "headers": JSON,
     },
-    "a JSON body that is a URL": lambda route, files: {"content": b'"http://127.0.0.1:9/x.png"', "headers": JSON},
-    "an unknown field holding binary data": lambda route, files: {
+    "a JSON body that is a URL": lambda text, files: {"content": b'"http://127.0.0.1:9/x.png"', "headers": JSON},
+    "an unknown field holding binary data": lambda text, files: {
         "files": {"image_" if files else "zz": (None, b"\xff\xfe\x00\x81binary")}
     },
-    "a known field holding binary data": lambda route, files: {
+    "a known field holding binary data": lambda text, files: {
         "files": {(files or ("x",))[0]: (None, b"\xff\xfe\x00\x81")}
     },
-    "multipart without a boundary": lambda route, files: {
+    "multipart without a boundary": lambda text, files: {
         "content": b"--x\r\n\r\n",
         "headers": {"content-type": "multipart/form-data"},
     },
-    "over 1000 fields": lambda route, files: {"data": {f"f{i}": "1" for i in range(1001)}},
-    "a filename over 255 bytes": lambda route, files: {
+    "over 1000 fields": lambda text, files: {"data": {f"f{i}": "1" for i in range(1001)}},
+    "a filename over 255 bytes": lambda text, files: {
         "files": {(files or ("x",))[0]: ("a" * 300 + ".png", png(), "image/png")}
     },
-    "a URL in a file field": lambda route, files: {"data": {(files or ("x",))[0]: "http://127.0.0.1:9/x.png"}},
+    "a URL in a file field": lambda text, files: {"data": {(files or ("x",))[0]: "http://127.0.0.1:9/x.png"}},
 }
+
+
+def test_every_text_field_names_a_listed_endpoint() -> None:
+    assert set(TEXT_FIELD) <= set(CASES), set(TEXT_FIELD) - set(CASES)
 
 
 @pytest.mark.parametrize("kind", list(BAD_REQUESTS))
 @pytest.mark.parametrize(("paper", "route"), CASES)
 def test_malformed_request_is_4xx_with_one_error_shape(served, paper: str, route: str, kind: str) -> None:
     url = served(paper)
-    r = httpx.post(f"{url}{route}", timeout=60, **BAD_REQUESTS[kind](route, ENDPOINTS[paper][route]))
+    r = httpx.post(
+        f"{url}{route}", timeout=60, **BAD_REQUESTS[kind](TEXT_FIELD.get((paper, route), "x"), ENDPOINTS[paper][route])
+    )
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     body = r.json()
     assert isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
