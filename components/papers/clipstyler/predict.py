@@ -133,9 +133,11 @@ def stylize(
     return out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def predict(model: CLIPstylerModel, inputs: dict[str, Any], should_stop: StopCheck = None) -> np.ndarray:
-    """The contract's ``predict``: ``inputs = {"image", "text"?, "iterations"?}`` -> ``stylize`` (text
-    defaults to the model's first evaluated style text)."""
+def predict(model: CLIPstylerModel, inputs: Any, should_stop: StopCheck = None) -> np.ndarray:
+    """The contract's ``predict``: an image array (the model's first style text, default iterations)
+    or ``{"image", "text"?, "iterations"?}`` -> ``stylize``."""
+    if not isinstance(inputs, dict):
+        inputs = {"image": inputs}
     extra = set(inputs) - {"image", "text", "iterations"}
     if extra:
         raise ValueError(f"unknown inputs {sorted(extra)}; expected image, text, iterations")
@@ -145,9 +147,9 @@ def predict(model: CLIPstylerModel, inputs: dict[str, Any], should_stop: StopChe
     return stylize(model, np.asarray(inputs["image"]), text, inputs.get("iterations"), should_stop=should_stop)
 
 
-def example_input() -> dict[str, Any]:
-    """A 32x32 crop of skimage's ``colorwheel`` and a style text the CLIP block knows, 4 iterations."""
+def example_input() -> np.ndarray:
+    """skimage's ``colorwheel`` at 32x32 RGB in [0, 1] (stylised toward the model's first style text)."""
     from components.blocks.data.images import skimage_images
 
     img = skimage_images(["colorwheel"])[0][1]
-    return {"image": square(img, 32).transpose(1, 2, 0), "text": "red and blue stripes", "iterations": 4}
+    return np.ascontiguousarray(square(img, 32).transpose(1, 2, 0))
