@@ -30,6 +30,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
     "diffusemorph": {"/register": ("moving", "fixed")},
     "diffusionclip": {"/manipulate": ("image",)},
     "festa": {"/classify": ("image",), "/segment": ("image",), "/severity": ("image",)},
+    "clipstyler": {"/stylize": ("image",)},
 }
 # a non-file field of each endpoint (a form field's text is parsed as JSON when it parses, as BentoML does)
 TEXT_FIELD = {
@@ -49,6 +50,7 @@ TEXT_FIELD = {
     "/enhance_volume": "alpha",
     "/register": "eta",
     "/manipulate": "strength",
+    "/stylize": "iterations",
 }
 CASES = [(paper, route) for paper, routes in ENDPOINTS.items() for route in routes]
 
