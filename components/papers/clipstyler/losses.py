@@ -93,13 +93,13 @@ def perspective(images: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     # is infinite and grid_sample answers NaN; such a pixel is outside the image: the fill value 0
     grid = torch.nan_to_num(grid, nan=-4.0, posinf=-4.0, neginf=-4.0).clamp(-4.0, 4.0)
     ones = torch.ones(n, 1, oh, ow, device=dev, dtype=dt)
-    sampled = F.grid_sample(torch.cat([images, ones], 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(
+        torch.cat([images, ones], 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     return sampled[:, :-1] * sampled[:, -1:]
 
 
-def random_patches(
-    image: torch.Tensor, count: int, size: int, augment: bool, distortion: float = 0.5
-) -> torch.Tensor:
+def random_patches(image: torch.Tensor, count: int, size: int, augment: bool, distortion: float = 0.5) -> torch.Tensor:
     """``count`` random ``size`` crops of a ``(1, 3, H, W)`` image (official ``RandomCrop``), each then
     (``augment``) through its own ``RandomPerspective(distortion, p=1, fill=0)`` as the official loop
     does, batched (``perspective``). Draws from torch's global RNG (callers seed it). Differentiable in

@@ -114,6 +114,9 @@ VGG_LAYERS = {21: "conv4_2", 31: "conv5_2"}  # utils.get_features: '21': conv4_2
 class VGGContent(nn.Module):
     """torchvision's ``vgg19().features`` up to conv5_2, weights from a local file (no download)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, features: nn.Sequential) -> None:
         super().__init__()
         self.features = features

@@ -12,7 +12,6 @@ is told (done, total) after every iteration.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -57,18 +57,24 @@ def write_reports(
     for r in rows:
         d = "" if r["method"] == "full" else f"{r['d_full_minus']:+.4f} +- {r['d_full_minus_se']:.4f}"
         if r["method"] != "full":
-            d += " (beyond)" if r["d_full_minus"] > z * r["d_full_minus_se"] else " (within noise)"
+            d += " (beyond)" if r["d_full_minus"] > z * r["d_full_minus_se"] else " (not above noise)"
+            d += " **gated**" if r["method"] in cfg.eval.gated else ""
         lines.append(
             f"| {r['method']} | {r['patch_clip']:.4f} +- {r['patch_clip_se']:.4f} | {r['clip']:.4f} | "
             f"{r['edge_ssim']:.3f} | {r['content_dist']:.4f} | {d} |"
         )
     g = gate(metrics)
-    lines += ["", f"Gate ({z:g} standard errors; full edge SSIM > {cfg.eval.edge_ssim_bound:g}): "
-              + ("**passed**" if g.passed else "**failed**: " + "; ".join(g.reasons))]
+    lines += [
+        "",
+        f"Gate ({z:g} standard errors; full edge SSIM > {cfg.eval.edge_ssim_bound:g}): "
+        + ("**passed**" if g.passed else "**failed**: " + "; ".join(g.reasons)),
+    ]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     # figure: the first content of every text, input and each method
     ms = [r["method"] for r in rows]
-    fig, axes = plt.subplots(len(cfg.eval.texts), len(ms), figsize=(1.6 * len(ms), 1.7 * len(cfg.eval.texts)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(cfg.eval.texts), len(ms), figsize=(1.6 * len(ms), 1.7 * len(cfg.eval.texts)), squeeze=False
+    )
     for t, text in enumerate(cfg.eval.texts):
         for j, m in enumerate(ms):
             img = contents[0] if m == "input" else outputs[f"{m}/{t}/0"]

@@ -89,12 +89,16 @@ class Styler:
         if ablation.patch and s.lambda_patch > 0:
             crops = torch.cat(
                 [
-                    random_patches(o[None], num_crops or s.num_crops, crop_size or s.crop_size, ablation.augment, s.distortion)
+                    random_patches(
+                        o[None], num_crops or s.num_crops, crop_size or s.crop_size, ablation.augment, s.distortion
+                    )
                     for o in out
                 ]
             )
             emb = content_emb.repeat_interleave(num_crops or s.num_crops, dim=0)
-            terms["patch"] = patch_loss(self.clip.encode_image(crops), emb, direction, s.thresh if ablation.thresh else None)
+            terms["patch"] = patch_loss(
+                self.clip.encode_image(crops), emb, direction, s.thresh if ablation.thresh else None
+            )
         else:
             terms["patch"] = torch.zeros(())
         return terms
@@ -133,7 +137,10 @@ class Styler:
                 out = net(content)
                 t = self.losses(out, ref_feats, ref_emb, direction, ablation)
                 total = (
-                    s.lambda_patch * t["patch"] + s.lambda_dir * t["dir"] + s.lambda_c * t["content"] + s.lambda_tv * t["tv"]
+                    s.lambda_patch * t["patch"]
+                    + s.lambda_dir * t["dir"]
+                    + s.lambda_c * t["content"]
+                    + s.lambda_tv * t["tv"]
                 )
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -188,7 +195,9 @@ def fast_train(
                 "tv": tv_loss(out),
             }
             if ablation.patch:
-                views = torch.cat([random_patches(o[None], fast.views, side, ablation.augment, s.distortion) for o in out])
+                views = torch.cat(
+                    [random_patches(o[None], fast.views, side, ablation.augment, s.distortion) for o in out]
+                )
                 emb = ref_emb.repeat_interleave(fast.views, dim=0)
                 terms["patch"] = patch_loss(
                     styler.clip.encode_image(views), emb, direction, s.thresh if ablation.thresh else None

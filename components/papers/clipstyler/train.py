@@ -93,8 +93,15 @@ def train(cfg: CLIPstylerConfig, ctx: RunContext) -> None:
                 base = fast_base(cfg, ctx)
             net = StyleNet(cfg.style.ngf).to(ctx.device)
             net.load_state_dict(base)
-            hist_f = fast_train(styler, net, load_split(ctx.data_dir, "train").to(ctx.device), texts[t], cfg.fast,
-                                unit_seed(cfg, t, 0), ABLATIONS[m])
+            hist_f = fast_train(
+                styler,
+                net,
+                load_split(ctx.data_dir, "train").to(ctx.device),
+                texts[t],
+                cfg.fast,
+                unit_seed(cfg, t, 0),
+                ABLATIONS[m],
+            )
             net.eval()
             with torch.no_grad():
                 outs = net(contents)
@@ -116,7 +123,9 @@ def fast_base(cfg: CLIPstylerConfig, ctx: RunContext) -> dict[str, torch.Tensor]
     torch.manual_seed(cfg.seed)
     net = StyleNet(cfg.style.ngf).to(ctx.device)
     train_set = load_split(ctx.data_dir, "train").to(ctx.device)
-    pretrain_reconstruction(net, train_set, cfg.fast, cfg.seed, min(cfg.data.size, cfg.style.crop_size * 2 // 8 * 8 or 8))
+    pretrain_reconstruction(
+        net, train_set, cfg.fast, cfg.seed, min(cfg.data.size, cfg.style.crop_size * 2 // 8 * 8 or 8)
+    )
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 

@@ -88,6 +88,7 @@ def test_stylenet_shape_range_and_size_check() -> None:
     net = StyleNet(16)
     y = net(torch.rand(2, 3, 16, 24))
     assert y.shape == (2, 3, 16, 24) and 0 < y.min() and y.max() < 1
+
     # the official UNet(ngf=16) (StyleNet.py), counted layer by layer; InstanceNorm2d has no affine
     def conv(cin: int, cout: int, k: int) -> int:
         return cin * cout * k * k + cout

@@ -111,23 +111,28 @@ def test_fast_variant_trains_one_network_per_text_and_serves_it(tmp_path: Path) 
 def test_gate_passes_only_on_the_claim() -> None:
     good = {
         "gate/z": 2.0,
-        "gate/edge_ssim_bound": 0.2,
+        "gate/edge_ssim_bound": 0.25,
+        "gate/gated/no_patch": 1.0,
+        "gate/gated/no_aug": 1.0,
         "full/edge_ssim": 0.5,
         "d_input/patch_clip": -0.5,  # the anchor is not gated
         "d_input/patch_clip_se": 0.01,
+        "d_no_thresh/patch_clip": -0.2,  # reported, not gated here
+        "d_no_thresh/patch_clip_se": 0.01,
     }
-    for m in ("no_patch", "no_thresh", "no_aug"):
+    for m in ("no_patch", "no_aug"):
         good |= {f"d_{m}/patch_clip": 0.03, f"d_{m}/patch_clip_se": 0.01}
     assert gate(good).passed
     for key, value, words in [
         ("d_no_patch/patch_clip", 0.015, "d_no_patch"),
         ("d_no_aug/patch_clip", -0.03, "d_no_aug"),
-        ("d_no_thresh/patch_clip_se", float("nan"), "d_no_thresh"),
+        ("d_no_aug/patch_clip_se", float("nan"), "d_no_aug"),
         ("full/edge_ssim", 0.1, "content not preserved"),
     ]:
         verdict = gate({**good, key: value})
         assert not verdict.passed and any(words in r for r in verdict.reasons), (key, verdict.reasons)
-    assert not gate({k: v for k, v in good.items() if not k.startswith("d_no")}).passed
+    assert not gate({k: v for k, v in good.items() if not k.startswith("d_no_patch")}).passed
+    assert not gate({k: v for k, v in good.items() if not k.startswith("gate/gated")}).passed
 
 
 def test_folder_data(tmp_path: Path) -> None:
