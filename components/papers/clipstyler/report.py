@@ -57,7 +57,14 @@ def write_reports(
     for r in rows:
         d = "" if r["method"] == "full" else f"{r['d_full_minus']:+.4f} +- {r['d_full_minus_se']:.4f}"
         if r["method"] != "full":
-            d += " (beyond)" if r["d_full_minus"] > z * r["d_full_minus_se"] else " (not above noise)"
+            d_, se_ = r["d_full_minus"], r["d_full_minus_se"]
+            d += (
+                " (full above, beyond noise)"
+                if d_ > z * se_
+                else " (full below, beyond noise)"
+                if d_ < -z * se_
+                else " (within noise)"
+            )
             d += " **gated**" if r["method"] in cfg.eval.gated else ""
         lines.append(
             f"| {r['method']} | {r['patch_clip']:.4f} +- {r['patch_clip_se']:.4f} | {r['clip']:.4f} | "
