@@ -53,9 +53,15 @@ class Styler:
     """Frozen encoders and the text embeddings of the optimisation."""
 
     def __init__(
-        self, clip: TextImageModel, content_net: nn.Module, templates: Sequence[str], style: StyleConfig
+        self,
+        clip: TextImageModel,
+        content_net: nn.Module,
+        templates: Sequence[str],
+        style: StyleConfig,
+        amp: bool = False,
     ) -> None:
         self.clip, self.content_net, self.templates, self.style = clip, content_net, tuple(templates), style
+        self.amp = amp  # bfloat16 autocast of the forward passes on CUDA (no loss scaling needed)
         self._text: dict[str, torch.Tensor] = {}
 
     def text(self, phrase: str) -> torch.Tensor:
@@ -134,8 +140,10 @@ class Styler:
             for it in range(steps):
                 if should_stop is not None and should_stop():
                     raise TimeoutError("the stylisation stopped")
-                out = net(content)
-                t = self.losses(out, ref_feats, ref_emb, direction, ablation)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and device.type == "cuda"):
+                    out = net(content)
+                    t = self.losses(out, ref_feats, ref_emb, direction, ablation)
+                t = {k: v.float() for k, v in t.items()}
                 total = (
                     s.lambda_patch * t["patch"]
                     + s.lambda_dir * t["dir"]

@@ -67,7 +67,7 @@ def train(cfg: CLIPstylerConfig, ctx: RunContext) -> None:
     """Run (or resume) every optimisation, save the outputs, export the served model."""
     clip, templates = load_clip(ctx)
     cnet, kind = content_net(cfg, ctx, clip)
-    styler = Styler(clip, cnet, templates, cfg.style)
+    styler = Styler(clip, cnet, templates, cfg.style, amp=ctx.use_amp)
     contents = load_split(ctx.data_dir, "eval").to(ctx.device)
     texts, ms = list(cfg.eval.texts), methods(cfg)
     ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
