@@ -35,6 +35,7 @@ PAPERS: dict[str, str] = {
     "switchable_cyclegan": "components.papers.switchable_cyclegan",
     "diffusemorph": "components.papers.diffusemorph",
     "diffusionclip": "components.papers.diffusionclip",
+    "clipstyler": "components.papers.clipstyler",
     "festa": "components.papers.festa",
 }
 

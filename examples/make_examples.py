@@ -172,6 +172,15 @@ def festa(out: Path) -> None:
         _json(out / f"{route}.json", {"image": "@cxr.png"})
 
 
+def clipstyler(out: Path) -> None:
+    """content.png: skimage's ``colorwheel`` at 32x32 (not among the CLIP block's training drawings);
+    /stylize moves it toward a style text the CLIP block was trained on, with few iterations."""
+    from components.papers.clipstyler.predict import example_input
+
+    _png(out / "content.png", example_input())
+    _json(out / "stylize.json", {"image": "@content.png", "text": "red and blue stripes", "iterations": 20})
+
+
 MAKERS = {
     "noise2score": noise2score,
     "fractional_lms": fractional_lms,
@@ -182,6 +191,7 @@ MAKERS = {
     "diffusemorph": diffusemorph,
     "diffusionclip": diffusionclip,
     "festa": festa,
+    "clipstyler": clipstyler,
 }
 
 

@@ -27,6 +27,7 @@ SERVICES = [
     "diffusemorph",
     "diffusionclip",
     "festa",
+    "clipstyler",
 ]
 FUZZ_EXAMPLES = int(os.environ.get("PAPEROPS_FUZZ_EXAMPLES", "20"))
 

@@ -30,6 +30,7 @@ ENDPOINTS: dict[str, dict[str, tuple[str, ...]]] = {
     "diffusemorph": {"/register": ("moving", "fixed")},
     "diffusionclip": {"/manipulate": ("image",)},
     "festa": {"/classify": ("image",), "/segment": ("image",), "/severity": ("image",)},
+    "clipstyler": {"/stylize": ("image",)},
 }
 # a non-file field of each (paper, route) that has one; "x" (an unknown field) for the others
 # (a form field's text is parsed as JSON when it parses, as BentoML does)
@@ -50,6 +51,7 @@ TEXT_FIELD: dict[tuple[str, str], str] = {
     ("switchable_cyclegan", "/enhance_volume"): "alpha",
     ("diffusemorph", "/register"): "eta",
     ("diffusionclip", "/manipulate"): "strength",
+    ("clipstyler", "/stylize"): "iterations",
 }
 CASES = [(paper, route) for paper, routes in ENDPOINTS.items() for route in routes]
 
