@@ -6,8 +6,8 @@ SQLite store inside the copy. End-to-end tests (DVC, MLflow, Prefect, BentoML) s
 pipeline runs once per test session.
 
 ``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``): ``pytest_collection_modifyitems``
-keeps each test module on one worker (its module fixtures are built once) and puts every test that
-uses ``smoke_repo`` on one worker too (the pipeline still runs once).
+keeps each test module on one worker (its module fixtures are built once) and puts every module
+that uses ``smoke_repo`` on one worker too (the pipeline still runs once).
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from tests.project_copy import QUIET_ENV, ProjectCopy, copy_project
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the tests for ``--dist loadgroup``: by module, and the users of ``smoke_repo`` together."""
+    """Group the tests for ``--dist loadgroup``: by module, and every module with a user of
+    ``smoke_repo`` in one group (its module fixtures, too, are then built once)."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    smoke = {module(i) for i in items if "smoke_repo" in getattr(i, "fixturenames", ())}
     for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        group = "smoke_repo" if "smoke_repo" in fixtures else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group("smoke_repo" if module(item) in smoke else module(item)))
 
 
 @pytest.fixture(scope="session")
@@ -47,5 +51,5 @@ def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
         return ProjectCopy(path, env)
     base = tmp_path_factory.mktemp("smoke")
     project = copy_project(base / "project")
-    project.run("dvc", "repro", timeout=1200)
+    project.run("dvc", "repro", timeout=1800)
     return project
