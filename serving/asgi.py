@@ -2,7 +2,8 @@
 
 ``ErrorShape``: every 4xx/5xx body becomes ``{"error": "<message>"}``. ``MaxBodySize``: the
 request-body bound. ``DocsPage``: the Swagger UI at ``/`` and ``/docs``. ``ModelHeaders``: every
-response names the model that answered (``X-Model``, ``X-Model-Version``).
+response names the model that answered (``X-Model``, ``X-Model-Version``). ``SlashAlias``: a small
+app mounted at ``/<name>`` answers ``/<name>`` itself (a service's extra GET route).
 
 
 BentoML 1.4 has no request-size setting (``api_server.max_request_size`` of 1.x was removed), and
@@ -197,6 +198,21 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"HTTP {status}"
+
+
+class SlashAlias:
+    """``path`` (e.g. ``/targets``) reaches the ASGI app mounted there: Starlette's ``Mount`` would
+    answer a 307 to ``path + "/"``. A method the mounted app does not serve gets its 405.
+    ``Service.add_asgi_middleware(SlashAlias, path="/targets")``."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], path: str) -> None:
+        self.app, self.path = app, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") == self.path:
+            alias = self.path + "/"
+            scope = {**scope, "path": alias, "raw_path": alias.encode()}
+        await self.app(scope, receive, send)
 
 
 class ErrorShape:

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from serving.asgi import SlashAlias
 from serving.common import PaperService, paper_service, read_upload
 from serving.images import MAX_UPLOAD_BYTES, decode, encode_png
 
@@ -52,19 +53,6 @@ async def _progress(request: Request) -> JSONResponse:
 
 
 progress_app = Starlette(routes=[Route("/", _progress, methods=["GET"])])
-
-
-class ProgressAlias:
-    """``/progress`` reaches the app mounted there (Starlette would answer a 307 to ``/progress/``),
-    as diffusionclip's ``TargetsAlias``."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("path") == "/progress":
-            scope = {**scope, "path": "/progress/", "raw_path": b"/progress/"}
-        await self.app(scope, receive, send)
 
 
 @paper_service(
@@ -120,6 +108,6 @@ class CLIPstyler(PaperService):
 
 
 CLIPstyler.mount_asgi_app(progress_app, path="/progress")
-CLIPstyler.add_asgi_middleware(ProgressAlias)
+CLIPstyler.add_asgi_middleware(SlashAlias, path="/progress")
 Service = CLIPstyler
 __all__ = ["CLIPstyler", "Service"]

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from serving.asgi import SlashAlias
 from serving.common import PaperService, paper_service, read_upload
 from serving.images import MAX_UPLOAD_BYTES, decode, encode_png
 
@@ -52,19 +53,6 @@ async def _targets(request: Request) -> JSONResponse:
 
 
 targets_app = Starlette(routes=[Route("/", _targets, methods=["GET"])])
-
-
-class TargetsAlias:
-    """``/targets`` reaches the app mounted there (Starlette would answer a 307 to ``/targets/``): the
-    same path rewrite as ``serving.asgi.DocsAlias``; a method other than GET gets the app's 405."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("path") == "/targets":  # other methods: the app's 405
-            scope = {**scope, "path": "/targets/", "raw_path": b"/targets/"}
-        await self.app(scope, receive, send)
 
 
 @paper_service(
@@ -112,6 +100,6 @@ class DiffusionCLIP(PaperService):
 
 
 DiffusionCLIP.mount_asgi_app(targets_app, path="/targets")
-DiffusionCLIP.add_asgi_middleware(TargetsAlias)
+DiffusionCLIP.add_asgi_middleware(SlashAlias, path="/targets")
 Service = DiffusionCLIP
 __all__ = ["DiffusionCLIP", "Service"]

@@ -1,4 +1,4 @@
-"""ASGI middlewares: the body bound answers before the body is read (413, 411); /docs aliases /."""
+"""ASGI middlewares: the body bound answers before the body is read (413, 411); /docs aliases /; SlashAlias."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from serving.asgi import DocsPage, MaxBodySize
+from serving.asgi import DocsPage, MaxBodySize, SlashAlias
 
 
 async def _echo(scope, receive, send) -> None:
@@ -73,3 +73,23 @@ def test_docs_page_answers_only_get_of_the_ui_paths() -> None:
     bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
     assert len(bodies) == 2 and all(b"<title>My &lt;service&gt;</title>" in b for b in bodies)
     assert all(b"googletagmanager" not in b and b"github.com" not in b for b in bodies)  # nothing from outside
+
+
+def test_slash_alias_reaches_the_app_mounted_at_its_path() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+    from starlette.testclient import TestClient
+
+    async def hello(request) -> JSONResponse:
+        return JSONResponse({"path": request.url.path})
+
+    inner = Starlette(routes=[Route("/", hello, methods=["GET"])])
+    app = Starlette(routes=[Mount("/targets", app=inner)])
+    plain = TestClient(app)
+    assert plain.get("/targets", follow_redirects=False).status_code == 307  # what the alias is for
+    client = TestClient(SlashAlias(app, path="/targets"))
+    r = client.get("/targets", follow_redirects=False)
+    assert r.status_code == 200 and r.json() == {"path": "/targets/"}
+    assert client.post("/targets").status_code == 405  # the mounted app's answer to other methods
+    assert client.get("/targetsx").status_code == 404  # only the exact path is rewritten
