@@ -119,6 +119,14 @@ class CLIPstylerConfig(PaperConfig):
     USES_BLOCKS: ClassVar[tuple[str, ...]] = ("clip",)
 
     variant: Literal["per_image", "fast"] = Field("per_image", description="train_CLIPstyler.py or train_fast.py")
+    threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="torch CPU threads of the optimisations (0: torch's default). The default scale's nets are "
+        "tiny: under `dvc repro` with two threads on a busy 2-core machine one optimisation took minutes "
+        "(OpenMP waits), with one thread seconds",
+    )
     data: DataConfig = DataConfig()
     style: StyleConfig = StyleConfig()
     fast: FastConfig = FastConfig()

@@ -65,6 +65,8 @@ def unit_seed(cfg: CLIPstylerConfig, text: int, content: int) -> int:
 
 def train(cfg: CLIPstylerConfig, ctx: RunContext) -> None:
     """Run (or resume) every optimisation, save the outputs, export the served model."""
+    if cfg.threads and ctx.device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
     clip, templates = load_clip(ctx)
     cnet, kind = content_net(cfg, ctx, clip)
     styler = Styler(clip, cnet, templates, cfg.style, amp=ctx.use_amp)
