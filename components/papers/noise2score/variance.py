@@ -93,7 +93,9 @@ def one_channel(t: torch.Tensor, grey: bool) -> torch.Tensor:
     return (t[:, :1] if grey else t).flatten().double()
 
 
-def residual_gain(denoise: Denoiser, y: torch.Tensor, probes: int = 2, eps: float = 0.01, seed: int = 0) -> torch.Tensor:
+def residual_gain(
+    denoise: Denoiser, y: torch.Tensor, probes: int = 2, eps: float = 0.01, seed: int = 0
+) -> torch.Tensor:
     """Per-pixel Hutchinson estimate of ``||row_i(I - J)||^2`` (J = dD/dy), averaged over ``probes``.
 
     Grey pictures get grey probes (their noise is one value per pixel, repeated over channels).
