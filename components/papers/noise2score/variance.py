@@ -209,9 +209,11 @@ def estimate_noise_model(
             gain = residual_gain(denoise, y, probes)
         return fit_noise_model(variance_bins(y, d, gain, bins), families)
 
+    def network(family: str, level: float) -> Denoiser:
+        return lambda z: told(z, family, level)
+
     result = fit(lambda z: gaussian_blur(z, start_blur))
     for _ in range(rounds):
         lo, hi = ranges[result.family]
-        level = min(max(result.level, lo), hi)
-        result = fit(lambda z, f=result.family, lv=level: told(z, f, lv))
+        result = fit(network(result.family, min(max(result.level, lo), hi)))
     return result
