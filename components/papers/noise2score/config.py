@@ -33,6 +33,9 @@ class DataConfig(StrictModel):
     patch_size: int = Field(256, ge=16, le=1024, description="training crop (base_options.py crop_size 256)")
     max_side: int = Field(1024, ge=64, le=8192, description="training images larger than this are downscaled")
     grey_fraction: float = Field(0.25, ge=0, le=1, description="training crops turned grey (augmentation)")
+    zoom: float = Field(
+        1.0, ge=1.0, le=8.0, description="training crops magnified by a log-uniform factor in [1, zoom] (ours; 1: none)"
+    )
     eval_crop: int = Field(256, ge=16, le=4096, description="central crop of each eval image")
 
     @model_validator(mode="after")
@@ -129,8 +132,12 @@ class TrainConfig(StrictModel):
 
 
 class EstimateConfig(StrictModel):
-    """Blind estimation by the AR-DAE loss of each candidate noise model (estimate.py; ours)."""
+    """Blind estimation (ours): the family from the residual variance (variance.py) or the AR-DAE loss,
+    the level by the AR-DAE loss of each candidate level (estimate.py)."""
 
+    family: Literal["variance", "matching"] = Field(
+        "variance", description="variance: Tweedie variance function of y - D(y); matching: least AR-DAE loss"
+    )
     sigma_a: float = Field(0.01, gt=0, le=0.1, description="the probe's perturbation")
     grid: int = Field(5, ge=3, le=33, description="levels per family before the parabolic refinement")
 

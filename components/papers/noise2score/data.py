@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from components.blocks.data.images import center_crop, folder_images, skimage_images, split_by_image
 from components.contract import RunContext
@@ -128,19 +129,33 @@ def load_train(data_dir: Path) -> list[torch.Tensor]:
 
 
 def sample_batch(
-    images: list[torch.Tensor], size: int, batch: int, grey_fraction: float, generator: torch.Generator
+    images: list[torch.Tensor],
+    size: int,
+    batch: int,
+    grey_fraction: float,
+    generator: torch.Generator,
+    zoom: float = 1.0,
 ) -> torch.Tensor:
     """``batch`` random crops ``(B, 3, size, size)`` float32 in [0, 1]: a uniformly chosen image, a
-    random position, a random flip and quarter turn, and grey (channel mean) with ``grey_fraction``."""
+    random position, a random flip and quarter turn, and grey (channel mean) with ``grey_fraction``.
+
+    ``zoom`` > 1: each crop is first magnified by a log-uniform factor in [1, zoom] (a crop of side
+    size / factor, bilinearly resized to ``size``), so that smooth content at the scale of a pixel
+    (as in ``moon``) is seen in training as well as fine texture (random-resized-crop augmentation).
+    """
     out = torch.empty(batch, 3, size, size)
     pick = torch.randint(0, len(images), (batch,), generator=generator).tolist()
     u = torch.rand(batch, 3, generator=generator).tolist()
+    factors = (zoom ** torch.rand(batch, generator=generator)).tolist() if zoom > 1 else [1.0] * batch
     for b, i in enumerate(pick):
         im = images[i]
         h, w = im.shape[:2]
-        top = int(torch.randint(0, h - size + 1, (), generator=generator))
-        left = int(torch.randint(0, w - size + 1, (), generator=generator))
-        crop = im[top : top + size, left : left + size].permute(2, 0, 1).float() / 255.0
+        side = min(size, h, w) if factors[b] == 1.0 else max(8, min(round(size / factors[b]), h, w))
+        top = int(torch.randint(0, h - side + 1, (), generator=generator))
+        left = int(torch.randint(0, w - side + 1, (), generator=generator))
+        crop = im[top : top + side, left : left + side].permute(2, 0, 1).float() / 255.0
+        if side != size:
+            crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False)[0]
         if u[b][0] < 0.5:
             crop = crop.flip(-1)
         crop = torch.rot90(crop, int(u[b][1] * 4) % 4, dims=(-2, -1))

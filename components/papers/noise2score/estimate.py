@@ -1,4 +1,7 @@
-"""Blind noise-model estimation: which family, which level (paper Sec. 3, "noise model estimation").
+"""Blind noise-model estimation: which level (and, with ``eval.estimate.family: matching``, which family).
+
+By default the served model takes the family from the residual's variance function (variance.py,
+right in 35 of 42 held-out cases against 20 for the rule below) and the level from this module.
 
 **The paper's rule and why it is not used here.** The official code (models/Gaussian_model.py,
 ``noise_model_estimation``, ``forward_search_*``) probes an *unconditioned* score network with a

@@ -167,11 +167,14 @@ def metrics_from(per_image: pd.DataFrame, summary: pd.DataFrame) -> dict[str, fl
 
 
 # What the gate asks at the default scale (README, "the gate"): the part of the claim that holds here.
-# Measured (README): no setting beats the oracle Gaussian filter beyond 2 SE, and the blind
-# estimator calls most images Poisson, so neither is asked; ``gate`` takes them as arguments.
+# Measured (README): no setting beats the oracle Gaussian filter beyond 2 SE, so that is not asked.
+# The blind family (variance.py) is right in 17/18 Gaussian, 11/12 Poisson and 7/12 Gamma cases
+# (5 Gamma called Poisson): Gaussian and Poisson must be recognised, and every pair of families told
+# apart beyond chance (Gamma from Poisson through "called Gamma", p = 0.002; "called Poisson" is not
+# enough, p = 0.014).
 GAUSS_GATED: tuple[str, ...] = ()  # settings where Noise2Score must beat the oracle Gaussian filter
-GATED_FAMILIES: tuple[str, ...] = ()  # families the blind estimator must recognise
-SEPARATED: tuple[tuple[str, str], ...] = ()  # pairs of families it must tell apart beyond chance
+GATED_FAMILIES: tuple[str, ...] = ("gaussian", "poisson")  # families the blind estimator must recognise
+SEPARATED: tuple[tuple[str, str], ...] = (("gaussian", "poisson"), ("gaussian", "gamma"), ("gamma", "poisson"))
 MIN_FAMILY_ACC = 0.75  # with 12 cases of a family, chance (1/3) reaches it with p < 0.01
 MAX_P_SEPARATED = 0.01  # one-sided Fisher exact p of "called a" against the true family being a or b
 
@@ -206,7 +209,8 @@ def gate(
       and for each pair (a, b) of ``separated`` "called a" depends on the truth being a rather than
       b beyond chance (Fisher exact p < ``MAX_P_SEPARATED``), so calling everything a fails.
 
-    The defaults are what holds at the default scale (README): only the first.
+    The defaults are what holds at the default scale (README): the first, Gaussian and Poisson noise
+    recognised, and the three families told apart pairwise; not the Gaussian filter beaten.
 
     BM3D is measured and reported beside (results.md), not asked: the model does not reach it (README).
     """

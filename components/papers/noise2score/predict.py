@@ -3,9 +3,12 @@
 Images are float32 numpy arrays in [0, 1], ``(H, W)`` (grey) or ``(H, W, C)`` with C = 1 or 3;
 grey images are repeated over the three channels for the network and averaged back.
 
-``noise="auto"`` or no ``level``: the family and/or level are estimated blind by the AR-DAE loss of
-each candidate noise model on the image (estimate.py; ours, not the paper's finite-difference
-rule, which a conditioned score network cannot use). Estimation runs on the central 256x256 crop
+``noise="auto"``: the family is estimated blind from how the variance of the residual y - D(y)
+follows the intensity (the Tweedie variance function phi mu^p, variance.py); no ``level``: the
+level of the (given or estimated) family is the one whose score model has the least AR-DAE loss
+on the image (estimate.py). Both are ours, not the paper's finite-difference rule, which a
+conditioned score network cannot use. When the image is too small or flat for the variance fit,
+the family is chosen by the AR-DAE loss too. Estimation runs on the central 256x256 crop
 only (the noise model is global; this bounds its cost for a 2048x2048 request); denoising always
 covers the whole image, with Tweedie's closed form on the network's score.
 """
@@ -20,6 +23,7 @@ import torch
 from components.papers.noise2score.estimate import best_level, probe, select_noise_model
 from components.papers.noise2score.model import Noise2ScoreModel
 from components.papers.noise2score.noise import FAMILIES, TWEEDIE_POWER
+from components.papers.noise2score.variance import estimate_noise_model
 
 NOISE_CHOICES = ("auto", *FAMILIES)
 MAX_SIDE = 4096
@@ -74,6 +78,11 @@ def _estimate(model: Noise2ScoreModel, y: torch.Tensor, family: str | None) -> t
     """(family, level) of ``y`` ``(1, 3, h, w)``: both blind, or the level of a given family."""
     est = model.config.get("estimate", {})
     sigma_a, grid = float(est.get("sigma_a", 0.01)), int(est.get("grid", 5))
+    if family is None and est.get("family", "variance") == "variance":
+        try:
+            family = estimate_noise_model(model.net.denoised, y, _ranges(model)).family
+        except ValueError:  # too few usable pixels for the variance fit: the matching loss alone
+            family = None
     if family is None:
         fam, level, _ = select_noise_model(_score(model), y, _ranges(model), sigma_a, grid)
         return fam, level

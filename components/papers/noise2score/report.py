@@ -81,8 +81,8 @@ def markdown(summary: pd.DataFrame, per_image: pd.DataFrame, gate_lines: list[st
         "",
         "## Noise-family estimation",
         "",
-        "Rows: true family; columns: the served model's blind choice (the candidate noise model with the least "
-        "AR-DAE loss on the image, estimate.py):",
+        "Rows: true family; columns: the served model's blind choice (the Tweedie variance function fitted to "
+        "the residual y - D(y), variance.py):",
         "",
         conf_b,
         "",

@@ -108,7 +108,7 @@ def train(cfg: Noise2ScoreConfig, ctx: RunContext) -> None:
         kind, steps = plan[phase_idx]
         in_phase = step - (ends[phase_idx] - steps)
         family = t.families[in_phase % len(t.families)]  # the families in turn, one per step
-        x = sample_batch(images, cfg.data.patch_size, t.batch_size, cfg.data.grey_fraction, gen)
+        x = sample_batch(images, cfg.data.patch_size, t.batch_size, cfg.data.grey_fraction, gen, cfg.data.zoom)
         level_range: tuple[float, float] = getattr(t.noise, family)  # NoiseRanges.<family>: (low, high)
         levels = [sample_level(*level_range, gen) for _ in range(t.batch_size)]
         y = corrupt(x, family, levels, gen)

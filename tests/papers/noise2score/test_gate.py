@@ -71,3 +71,13 @@ def test_gate_fails_an_estimator_that_cannot_tell_poisson_from_gamma() -> None:
     assert not v.passed and any("gamma noise recognised" in r for r in v.reasons)
     always = verdict(per_image(1.0, 0.1, lambda f, i: "gaussian"), **FULL_CLAIM)
     assert not always.passed and any("Fisher" in r for r in always.reasons)
+
+
+def test_the_default_gate_asks_the_families_it_tells_apart() -> None:
+    # as measured at the default scale: half of the Gamma cases called Poisson, the rest right
+    held_out = verdict(per_image(1.0, 0.1, lambda f, i: "poisson" if f == "gamma" and i % 2 else f))
+    assert held_out.passed, held_out.reasons
+    # the previous estimator, calling most images Poisson, fails the default gate
+    v = verdict(per_image(1.0, 0.1, lambda f, i: "poisson" if f == "gamma" or i < 4 else f))
+    assert not v.passed and any("gaussian noise recognised" in r for r in v.reasons)
+    assert any("gamma vs poisson" in r for r in v.reasons)

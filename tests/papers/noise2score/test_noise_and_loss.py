@@ -103,3 +103,19 @@ def test_grey_pictures_are_probed_in_grey() -> None:
     u = (seen[0] - torch.cat([y, y])) / 0.1  # antithetic: (u, -u) for both samples
     assert torch.allclose(u[1], u[1, :1].expand_as(u[1])) and torch.allclose(u[3], -u[1])
     assert not torch.allclose(u[0], u[0, :1].expand_as(u[0]))
+
+
+def test_zoomed_crops_are_magnified_and_zoom_one_is_unchanged() -> None:
+    from components.papers.noise2score.data import sample_batch
+
+    # an image of one-pixel stripes: a crop magnified by f has stripes f px wide, so less energy in
+    # the differences of neighbouring pixels
+    img = ((torch.arange(128) % 2) * 255).to(torch.uint8)[None, :, None].expand(128, 128, 3).contiguous()
+    plain = sample_batch([img], 32, 16, 0.0, torch.Generator().manual_seed(0))
+    zoomed = sample_batch([img], 32, 16, 0.0, torch.Generator().manual_seed(0), zoom=4.0)
+    assert plain.shape == zoomed.shape == (16, 3, 32, 32)
+    assert 0 <= float(zoomed.min()) and float(zoomed.max()) <= 1
+    step = lambda x: float((x.diff(dim=-1) ** 2).mean() + (x.diff(dim=-2) ** 2).mean())  # noqa: E731
+    assert step(zoomed) < 0.5 * step(plain)
+    again = sample_batch([img], 32, 16, 0.0, torch.Generator().manual_seed(0), zoom=1.0)
+    assert torch.equal(plain, again)
