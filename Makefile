@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.paperops-installed
-# pytest-xdist workers of `make test` (a module's tests, and the users of the smoke pipeline, stay on one)
+# pytest-xdist workers of `make test` (a module's tests stay on one worker; JOBS=0: one process)
 JOBS   ?= 2
 PAPER  ?=
 
@@ -40,7 +40,7 @@ run: setup  ## the main job: `dvc repro` of every paper in params.yaml, then one
 	exit $$rc
 
 test: setup  ## the whole test suite (what CI runs), on JOBS pytest-xdist workers (default 2)
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadscope
 
 test-fast: setup  ## unit and contract tests only, without the end-to-end tool runs
 	$(BIN)/python -m pytest -q -m "not e2e"
