@@ -130,6 +130,13 @@ class TrainConfig(StrictModel):
         description="evaluated encoder snapshots per run, evenly spaced in steps (plus step 0, the random-init floor)",
     )
     max_steps_per_epoch: int = Field(0, ge=0, description="cap on steps per epoch (0: a full pass)")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="runs trained at once in worker processes on a CPU (each with cpu_threads threads); "
+        "runs are independent, so the weights are the same as one after another (1: in this process)",
+    )
     cpu_threads: int = Field(
         1,
         ge=0,

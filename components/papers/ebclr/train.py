@@ -1,10 +1,11 @@
 """Training: every (seed, batch size, method) run for the same number of optimiser steps, with snapshots.
 
 The plan is ``[(method, B, seed) for seed in seeds for B in batch_sizes for method in methods]``,
-trained one after another. A run makes ``steps`` optimiser steps (``train.steps``, the same for every
-method and batch size: the comparison is at matched steps; or, with ``train.steps: 0``, ``epochs`` x
-``ceil(N / B)`` steps as the paper counts them, libs/ebclr.py ``epoch_n_iter``; a last batch of one
-image is dropped). Batches walk through a fresh permutation of the training images per epoch, two
+trained one after another, or ``train.workers`` at a time in worker processes (the same weights).
+A run makes ``steps`` optimiser steps (``train.steps``, the same for every method and batch size:
+the comparison is at matched steps; or, with ``train.steps: 0``, ``epochs`` x ``ceil(N / B)``
+steps as the paper counts them, libs/ebclr.py ``epoch_n_iter``; a last batch of one image is
+dropped). Batches walk through a fresh permutation of the training images per epoch, two
 augmented views per image.
 
 Random streams, so that comparisons are paired and runs independent:
@@ -18,9 +19,9 @@ Random streams, so that comparisons are paired and runs independent:
 
 ``snapshots`` encoders per run, evenly spaced in steps, plus step 0 (the random initialisation, the
 evaluation's floor), are written to ``models/ebclr/runs/<method>_b<B>_s<seed>/step-XXXXXX.safetensors``;
-after each snapshot a checkpoint (the run's nets, optimiser, buffer or queue, both generators, the
-permutation and the history) is saved, so a killed run resumes at its last snapshot and ends with
-exactly the weights of an uninterrupted run (CPU, same seed).
+after each snapshot a checkpoint of the run (its nets, optimiser, buffer or queue, both generators,
+the permutation and its history; in ``checkpoints/<run>/``) is saved, so a killed run resumes at its
+last snapshot and ends with exactly the weights of an uninterrupted run (CPU, same seed).
 
 At the end the served model is exported: the first method's (EBCLR's) encoder at the first batch
 size and the first seed, with a linear probe fitted on its frozen features of the training split.
@@ -30,7 +31,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -116,49 +120,64 @@ def _seed(cfg: EBCLRPaperConfig, run: Run) -> int:
     return (cfg.seed * 1_000_003 + run.seed * 10_007 + run.batch_size) % (2**62)
 
 
-def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
-    """Train (or resume) every run of the plan, then export the served EBCLR model."""
-    set_cpu_threads(cfg, ctx)
-    split = load(ctx.data_dir)
-    n = len(split.train_x)
-    runs = plan(cfg)
-    units = [
-        (r, k)
-        for r in range(len(runs))
-        for k in range(len(snapshot_steps(run_steps(cfg, n, runs[r].batch_size), cfg.train.snapshots)) - 1)
-    ]
-    ckpt = Checkpointer(ctx.checkpoint_dir, config_hash(cfg, exclude={"device"}))
-    history: dict[str, dict[str, list[float]]] = {}
-    done, saved = 0, None
+class _Paths(NamedTuple):
+    """What a run needs from the step's context, in a form that crosses a process boundary."""
+
+    data_dir: Path
+    model_root: Path
+    checkpoint_dir: Path
+    device: str
+    use_amp: bool
+
+
+def _units(cfg: EBCLRPaperConfig, n: int, run: Run) -> int:
+    """Snapshot intervals of a run: the units it is trained and checkpointed in."""
+    return len(snapshot_steps(run_steps(cfg, n, run.batch_size), cfg.train.snapshots)) - 1
+
+
+def _checkpointer(cfg: EBCLRPaperConfig, paths: _Paths, run: Run) -> Checkpointer:
+    """One checkpoint folder per run: runs are independent, so they resume independently."""
+    return Checkpointer(paths.checkpoint_dir / run.name, config_hash(cfg, exclude={"device"}))
+
+
+def _train_run(
+    cfg: EBCLRPaperConfig, paths: _Paths, run: Run, n: int, before_unit: Callable[[], object] | None = None
+) -> dict[str, list[float]]:
+    """Train (or resume) one run to its end, unit by unit; its history (steps, seconds, loss).
+
+    ``before_unit`` is called before each unit is trained (the sequential path's progress bar).
+    Called in this process or in a worker process (``train.workers``): it reads and writes only
+    files of its own run, seeds every stream from the run alone, and logs nothing to a tracker.
+    """
+    device = torch.device(paths.device)
+    if device.type == "cpu" and cfg.train.cpu_threads:
+        torch.set_num_threads(cfg.train.cpu_threads)
+    split = load(paths.data_dir)
+    total = run_steps(cfg, n, run.batch_size)
+    marks = snapshot_steps(total, cfg.train.snapshots)
+    ckpt = _checkpointer(cfg, paths, run)
     resumed = ckpt.latest()
-    if resumed is not None:
-        done, saved = int(resumed["step"]), resumed["state"]
-        history = saved["history"]
-        ctx.log.info("resuming ebclr training after unit %d of %d", done, len(units))
-    current = None
-    for g in ctx.progress(range(done, len(units)), total=len(units), desc="ebclr train", initial=done):
-        r, k = units[g]
-        run = runs[r]
-        total = run_steps(cfg, n, run.batch_size)
-        marks = snapshot_steps(total, cfg.train.snapshots)
-        if current is None or current[0] != r:
-            torch.manual_seed(_seed(cfg, run))  # initialisation: shared by EBCLR and its ablation
-            data_gen = torch.Generator().manual_seed(_seed(cfg, run))
-            method_gen = torch.Generator().manual_seed(_seed(cfg, run) * 31 + cfg.train.methods.index(run.method) + 1)
-            method = build_method(run.method, cfg, run.batch_size, split.train_x, method_gen, ctx.device, ctx.use_amp)
-            perm, pos = torch.zeros(0, dtype=torch.long), 0
-            if saved is not None and k > 0:  # resume inside this run: the saved state replaces what build drew
-                method.load_state_dict(saved["method"])
-                data_gen.set_state(saved["data_gen"])
-                method_gen.set_state(saved["method_gen"])
-                perm, pos = saved["perm"], int(saved["pos"])
-            saved = None
-            if k == 0:
-                _save_snapshot(snapshot_path(ctx.model_root, run, 0), method.encoder)
-            current = (r, method, data_gen, method_gen)
-        _, method, data_gen, method_gen = current
-        hist = history.setdefault(run.name, {"steps": [0], "seconds": [], "loss": []})
-        per_epoch = steps_per_epoch(n, run.batch_size, cfg.train.max_steps_per_epoch)
+    first = int(resumed["step"]) if resumed is not None else 0
+    saved = resumed["state"] if resumed is not None else None
+    hist: dict[str, list[float]] = saved["history"] if saved is not None else {"steps": [0], "seconds": [], "loss": []}
+    if first == len(marks) - 1:
+        return hist
+    torch.manual_seed(_seed(cfg, run))  # initialisation: shared by EBCLR and its ablation
+    data_gen = torch.Generator().manual_seed(_seed(cfg, run))
+    method_gen = torch.Generator().manual_seed(_seed(cfg, run) * 31 + cfg.train.methods.index(run.method) + 1)
+    method = build_method(run.method, cfg, run.batch_size, split.train_x, method_gen, device, paths.use_amp)
+    perm, pos = torch.zeros(0, dtype=torch.long), 0
+    if saved is not None:  # resume inside this run: the saved state replaces what build drew
+        method.load_state_dict(saved["method"])
+        data_gen.set_state(saved["data_gen"])
+        method_gen.set_state(saved["method_gen"])
+        perm, pos = saved["perm"], int(saved["pos"])
+    else:
+        _save_snapshot(snapshot_path(paths.model_root, run, 0), method.encoder)
+    per_epoch = steps_per_epoch(n, run.batch_size, cfg.train.max_steps_per_epoch)
+    for k in range(first, len(marks) - 1):
+        if before_unit is not None:
+            before_unit()
         method.net.train()
         start, losses = time.perf_counter(), []
         for _ in range(marks[k], marks[k + 1]):
@@ -171,21 +190,70 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
         hist["steps"].append(marks[k + 1])
         hist["seconds"].append(time.perf_counter() - start)
         hist["loss"].append(sum(losses) / max(len(losses), 1))
-        ctx.logger.log_metrics({f"train/{run.name}/loss": hist["loss"][-1]}, step=marks[k + 1])
-        _save_snapshot(snapshot_path(ctx.model_root, run, marks[k + 1]), method.encoder)
+        _save_snapshot(snapshot_path(paths.model_root, run, marks[k + 1]), method.encoder)
         last = k + 2 == len(marks)
         state = {
-            "history": history,
+            "history": hist,
             "method": {} if last else method.state_dict(),
             "data_gen": data_gen.get_state(),
             "method_gen": method_gen.get_state(),
             "perm": perm,
             "pos": pos,
         }
-        ckpt.save(g + 1, state, cfg.model_dump(mode="json"))
+        ckpt.save(k + 1, state, cfg.model_dump(mode="json"))
+    return hist
+
+
+def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
+    """Train (or resume) every run of the plan, then export the served EBCLR model.
+
+    With ``train.workers`` > 1 on a CPU the runs go to that many worker processes (``forkserver``;
+    each with ``cpu_threads`` threads): a run's streams depend on nothing outside it, so the weights
+    are those of the one-after-another order, bit for bit (test). A killed training resumes every
+    run at its own last snapshot either way.
+    """
+    set_cpu_threads(cfg, ctx)
+    n = len(load(ctx.data_dir).train_x)
+    runs = plan(cfg)
+    paths = _Paths(ctx.data_dir, ctx.model_root, ctx.checkpoint_dir, str(ctx.device), ctx.use_amp)
+    units = {run: _units(cfg, n, run) for run in runs}
+    done = {}
+    for run in runs:
+        latest = _checkpointer(cfg, paths, run).latest()
+        done[run] = int(latest["step"]) if latest is not None else 0
+    if any(done.values()):
+        ctx.log.info("resuming ebclr training: %d of %d units done", sum(done.values()), sum(units.values()))
+    history: dict[str, dict[str, list[float]]] = {}
+
+    def finished(run: Run, hist: dict[str, list[float]]) -> None:
+        history[run.name] = hist
+        if done[run] < units[run]:  # its curve, once: a run complete before a resume was logged then
+            for step, loss in zip(hist["steps"][1:], hist["loss"], strict=True):
+                ctx.logger.log_metrics({f"train/{run.name}/loss": loss}, step=int(step))
+
+    workers = min(cfg.train.workers, len(runs))
+    if workers > 1 and ctx.device.type == "cpu":
+        pending = [run for run in runs if done[run] < units[run]]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+            futures = {pool.submit(_train_run, cfg, paths, run, n): run for run in pending}
+            for run in runs:
+                if run not in pending:
+                    finished(run, _train_run(cfg, paths, run, n))  # complete: reads its history
+            for fut in ctx.progress(
+                as_completed(futures), total=len(runs), desc="ebclr train (runs)", initial=len(runs) - len(pending)
+            ):
+                finished(futures[fut], fut.result())
+        history = {run.name: history[run.name] for run in runs}  # plan order, whatever finished first
+    else:
+        total, first = sum(units.values()), sum(done.values())
+        ticks = iter(ctx.progress(range(first, total), total=total, desc="ebclr train", initial=first))
+        for run in runs:
+            finished(run, _train_run(cfg, paths, run, n, lambda: next(ticks)))
+        for _ in ticks:  # exhausted: the bar reports its end
+            pass
 
     (ctx.model_root / "train_history.json").write_text(json.dumps(history, indent=2))
-    _export(cfg, ctx, split)
+    _export(cfg, ctx, load(ctx.data_dir))
 
 
 def _export(cfg: EBCLRPaperConfig, ctx: RunContext, split: Any) -> None:

@@ -1,7 +1,9 @@
-"""Training steps learn, a killed run resumes bit-exactly, the served model predicts and refuses bad input."""
+"""Training steps learn, a killed run resumes bit-exactly, parallel runs equal sequential ones, the served
+model predicts and refuses bad input."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,22 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "crashed")
     assert a.keys() == b.keys() and len(a) > 50
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+
+    # the same runs in two worker processes: runs are independent, so the weights are the same
+    parallel_cfg = EBCLRPaperConfig.model_validate({**SMALL, "train": {**SMALL["train"], "workers": 2}})
+    parallel = RunContext("ebclr", tmp_path / "parallel")
+    PAPER.prepare(parallel_cfg, parallel)
+    PAPER.train(parallel_cfg, parallel)
+    c = _weights(tmp_path / "parallel")
+    assert a.keys() == c.keys()
+    assert all(torch.equal(a[k], c[k]) for k in a), [k for k in a if not torch.equal(a[k], c[k])][:5]
+    histories = [
+        json.loads((p / "models" / "ebclr" / "train_history.json").read_text())
+        for p in (tmp_path / "full", tmp_path / "parallel")
+    ]
+    assert list(histories[0]) == list(histories[1]) and all(
+        histories[0][r]["loss"] == histories[1][r]["loss"] for r in histories[0]
+    )
 
 
 @pytest.fixture(scope="module")
