@@ -48,6 +48,7 @@ PAIRS = (
     ("blind", "noisy"),
     ("blind", "gauss"),
     ("n2s", "n2c"),
+    ("n2c", "gauss"),  # the supervised ceiling against the filter (with train.baseline_steps)
 )
 MARGIN_SE = 2.0  # a difference counts when it exceeds this many standard errors
 
