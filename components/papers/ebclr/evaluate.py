@@ -52,7 +52,7 @@ GATED = ("floor",)
 
 def evaluate(cfg: EBCLRPaperConfig, ctx: RunContext) -> dict[str, float]:
     """Score every snapshot of ``models/ebclr/runs``; write results.csv/.md and figures; return the metrics."""
-    set_cpu_threads(cfg, ctx)
+    set_cpu_threads(cfg, ctx.device)
     split = load(ctx.data_dir)
     history = json.loads((ctx.model_root / "train_history.json").read_text())
     channels = int(split.train_x.shape[1])

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from safetensors.torch import save_file
@@ -46,7 +46,7 @@ from components.checkpoint import Checkpointer
 from components.config import config_hash
 from components.contract import RunContext
 from components.papers.ebclr.config import EBCLRPaperConfig
-from components.papers.ebclr.data import augment, class_names, load, to_input
+from components.papers.ebclr.data import Split, augment, class_names, load, to_input
 from components.papers.ebclr.methods import build_method
 from components.papers.ebclr.model import build_encoder, export
 
@@ -91,9 +91,9 @@ def load_snapshot(path: Path, method: str, in_channels: int, width: int) -> torc
     return enc.eval()
 
 
-def set_cpu_threads(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
+def set_cpu_threads(cfg: EBCLRPaperConfig, device: torch.device) -> None:
     """Pin torch's intra-op threads on CPU (``train.cpu_threads``; see its description)."""
-    if ctx.device.type == "cpu" and cfg.train.cpu_threads:
+    if device.type == "cpu" and cfg.train.cpu_threads:
         torch.set_num_threads(cfg.train.cpu_threads)
 
 
@@ -120,10 +120,9 @@ def _seed(cfg: EBCLRPaperConfig, run: Run) -> int:
     return (cfg.seed * 1_000_003 + run.seed * 10_007 + run.batch_size) % (2**62)
 
 
-class _Paths(NamedTuple):
-    """What a run needs from the step's context, in a form that crosses a process boundary."""
+class _Where(NamedTuple):
+    """Where a run reads, writes and computes: the step context's part that crosses a process boundary."""
 
-    data_dir: Path
     model_root: Path
     checkpoint_dir: Path
     device: str
@@ -135,13 +134,13 @@ def _units(cfg: EBCLRPaperConfig, n: int, run: Run) -> int:
     return len(snapshot_steps(run_steps(cfg, n, run.batch_size), cfg.train.snapshots)) - 1
 
 
-def _checkpointer(cfg: EBCLRPaperConfig, paths: _Paths, run: Run) -> Checkpointer:
+def _checkpointer(cfg: EBCLRPaperConfig, where: _Where, run: Run) -> Checkpointer:
     """One checkpoint folder per run: runs are independent, so they resume independently."""
-    return Checkpointer(paths.checkpoint_dir / run.name, config_hash(cfg, exclude={"device"}))
+    return Checkpointer(where.checkpoint_dir / run.name, config_hash(cfg, exclude={"device"}))
 
 
 def _train_run(
-    cfg: EBCLRPaperConfig, paths: _Paths, run: Run, n: int, before_unit: Callable[[], object] | None = None
+    cfg: EBCLRPaperConfig, where: _Where, run: Run, split: Split, before_unit: Callable[[], object] | None = None
 ) -> dict[str, list[float]]:
     """Train (or resume) one run to its end, unit by unit; its history (steps, seconds, loss).
 
@@ -149,13 +148,12 @@ def _train_run(
     Called in this process or in a worker process (``train.workers``): it reads and writes only
     files of its own run, seeds every stream from the run alone, and logs nothing to a tracker.
     """
-    device = torch.device(paths.device)
-    if device.type == "cpu" and cfg.train.cpu_threads:
-        torch.set_num_threads(cfg.train.cpu_threads)
-    split = load(paths.data_dir)
+    device = torch.device(where.device)
+    set_cpu_threads(cfg, device)  # a worker process starts with torch's default
+    n = len(split.train_x)
     total = run_steps(cfg, n, run.batch_size)
     marks = snapshot_steps(total, cfg.train.snapshots)
-    ckpt = _checkpointer(cfg, paths, run)
+    ckpt = _checkpointer(cfg, where, run)
     resumed = ckpt.latest()
     first = int(resumed["step"]) if resumed is not None else 0
     saved = resumed["state"] if resumed is not None else None
@@ -165,7 +163,7 @@ def _train_run(
     torch.manual_seed(_seed(cfg, run))  # initialisation: shared by EBCLR and its ablation
     data_gen = torch.Generator().manual_seed(_seed(cfg, run))
     method_gen = torch.Generator().manual_seed(_seed(cfg, run) * 31 + cfg.train.methods.index(run.method) + 1)
-    method = build_method(run.method, cfg, run.batch_size, split.train_x, method_gen, device, paths.use_amp)
+    method = build_method(run.method, cfg, run.batch_size, split.train_x, method_gen, device, where.use_amp)
     perm, pos = torch.zeros(0, dtype=torch.long), 0
     if saved is not None:  # resume inside this run: the saved state replaces what build drew
         method.load_state_dict(saved["method"])
@@ -173,7 +171,7 @@ def _train_run(
         method_gen.set_state(saved["method_gen"])
         perm, pos = saved["perm"], int(saved["pos"])
     else:
-        _save_snapshot(snapshot_path(paths.model_root, run, 0), method.encoder)
+        _save_snapshot(snapshot_path(where.model_root, run, 0), method.encoder)
     per_epoch = steps_per_epoch(n, run.batch_size, cfg.train.max_steps_per_epoch)
     for k in range(first, len(marks) - 1):
         if before_unit is not None:
@@ -190,7 +188,7 @@ def _train_run(
         hist["steps"].append(marks[k + 1])
         hist["seconds"].append(time.perf_counter() - start)
         hist["loss"].append(sum(losses) / max(len(losses), 1))
-        _save_snapshot(snapshot_path(paths.model_root, run, marks[k + 1]), method.encoder)
+        _save_snapshot(snapshot_path(where.model_root, run, marks[k + 1]), method.encoder)
         last = k + 2 == len(marks)
         state = {
             "history": hist,
@@ -212,14 +210,15 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     are those of the one-after-another order, bit for bit (test). A killed training resumes every
     run at its own last snapshot either way.
     """
-    set_cpu_threads(cfg, ctx)
-    n = len(load(ctx.data_dir).train_x)
+    set_cpu_threads(cfg, ctx.device)
+    split = load(ctx.data_dir)
+    n = len(split.train_x)
     runs = plan(cfg)
-    paths = _Paths(ctx.data_dir, ctx.model_root, ctx.checkpoint_dir, str(ctx.device), ctx.use_amp)
+    where = _Where(ctx.model_root, ctx.checkpoint_dir, str(ctx.device), ctx.use_amp)
     units = {run: _units(cfg, n, run) for run in runs}
     done = {}
     for run in runs:
-        latest = _checkpointer(cfg, paths, run).latest()
+        latest = _checkpointer(cfg, where, run).latest()
         done[run] = int(latest["step"]) if latest is not None else 0
     if any(done.values()):
         ctx.log.info("resuming ebclr training: %d of %d units done", sum(done.values()), sum(units.values()))
@@ -235,10 +234,10 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     if workers > 1 and ctx.device.type == "cpu":
         pending = [run for run in runs if done[run] < units[run]]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
-            futures = {pool.submit(_train_run, cfg, paths, run, n): run for run in pending}
+            futures = {pool.submit(_train_run, cfg, where, run, split): run for run in pending}
             for run in runs:
                 if run not in pending:
-                    finished(run, _train_run(cfg, paths, run, n))  # complete: reads its history
+                    finished(run, _train_run(cfg, where, run, split))  # complete: reads its history
             for fut in ctx.progress(
                 as_completed(futures), total=len(runs), desc="ebclr train (runs)", initial=len(runs) - len(pending)
             ):
@@ -248,15 +247,15 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
         total, first = sum(units.values()), sum(done.values())
         ticks = iter(ctx.progress(range(first, total), total=total, desc="ebclr train", initial=first))
         for run in runs:
-            finished(run, _train_run(cfg, paths, run, n, lambda: next(ticks)))
+            finished(run, _train_run(cfg, where, run, split, lambda: next(ticks)))
         for _ in ticks:  # exhausted: the bar reports its end
             pass
 
     (ctx.model_root / "train_history.json").write_text(json.dumps(history, indent=2))
-    _export(cfg, ctx, load(ctx.data_dir))
+    _export(cfg, ctx, split)
 
 
-def _export(cfg: EBCLRPaperConfig, ctx: RunContext, split: Any) -> None:
+def _export(cfg: EBCLRPaperConfig, ctx: RunContext, split: Split) -> None:
     run = plan(cfg)[0]
     channels = int(split.train_x.shape[1])
     last = run_steps(cfg, len(split.train_x), run.batch_size)
