@@ -53,8 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "serving" / "bentofile.yaml"
 BUILD_DIR = ROOT / "build" / "bento"  # the generated bentofile.yaml and requirements.txt, per paper
 # Dependencies of the project that a service does not need: the pipeline's orchestration (DVC,
-# Prefect), the registry client (a Bento serves its own model) and the build tool itself.
-NOT_SERVED = frozenset({"dvc", "prefect", "mlflow", "uv"})
+# Prefect, their Dask runner and S3 remote), the registry client and its S3 artifact client (a Bento
+# serves its own model) and the build tool itself.
+NOT_SERVED = frozenset({"dvc", "dvc-s3", "prefect", "prefect-dask", "mlflow", "boto3", "uv"})
 
 
 # ----------------------------------------------------------------------------- requirements
