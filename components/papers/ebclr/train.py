@@ -34,7 +34,7 @@ import math
 import multiprocessing as mp
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,6 +49,7 @@ from components.papers.ebclr.config import EBCLRPaperConfig
 from components.papers.ebclr.data import Split, augment, class_names, load, to_input
 from components.papers.ebclr.methods import build_method
 from components.papers.ebclr.model import build_encoder, export
+from components.workers import process_pool
 
 
 class Run(NamedTuple):
@@ -233,7 +234,7 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
     workers = min(cfg.train.workers, len(runs))
     if workers > 1 and ctx.device.type == "cpu":
         pending = [run for run in runs if done[run] < units[run]]
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+        with process_pool(workers, mp_context=mp.get_context("forkserver")) as pool:
             futures = {pool.submit(_train_run, cfg, where, run, split): run for run in pending}
             for run in runs:
                 if run not in pending:

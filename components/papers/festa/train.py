@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from components.papers.festa.config import FeSTAConfig
 from components.papers.festa.data import as_tensors, client_list
 from components.papers.festa.model import model_config
 from components.papers.festa.server import FeSTAServer, process_context
+from components.workers import process_pool
 
 log = logging.getLogger("paperops.festa")
 
@@ -161,7 +162,7 @@ def train(cfg: FeSTAConfig, ctx: RunContext, die_at: dict[int, tuple[int, str]] 
     todo = [(m, s) for s in seeds(cfg) for m in cfg.eval.methods if not finished(folder, run_name(m, s))]
     baselines = [(m, s) for m, s in todo if m != "festa"]
     pending: dict[tuple[str, int], Future[Any]] = {}
-    pool = ProcessPoolExecutor(max_workers=2, mp_context=process_context()) if baselines else None
+    pool = process_pool(2, mp_context=process_context()) if baselines else None
     try:
         for m, s in baselines:
             assert pool is not None

@@ -22,7 +22,6 @@ and its differences are paired over that subset. Family estimation is the served
 from __future__ import annotations
 
 import math
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -38,6 +37,7 @@ from components.papers.noise2score.model import load, load_score_net
 from components.papers.noise2score.noise import EVAL_SETTINGS, FAMILIES, clip_quantize, corrupt
 from components.papers.noise2score.predict import denoise as served_denoise
 from components.papers.noise2score.report import write_reports
+from components.workers import process_pool
 
 METHODS = ("noisy", "gauss", "bm3d", "n2s", "blind", "n2c")
 PAIRS = (
@@ -83,7 +83,7 @@ def evaluate(cfg: Noise2ScoreConfig, ctx: RunContext) -> dict[str, float]:
     bm3d_cases = [c for c in cases if names is None or images[c[1]][0] in names] if cfg.eval.bm3d else []
     if bm3d_cases:  # model-free and the slowest part: two worker processes, one thread each
         jobs = [(noisy[c].numpy(), *settings[c[0]]) for c in bm3d_cases]
-        with ProcessPoolExecutor(max_workers=2) as pool:
+        with process_pool(2) as pool:
             results = pool.map(_bm3d_job, jobs)
             for c, out in zip(bm3d_cases, ctx.progress(results, total=len(jobs), desc="bm3d"), strict=True):
                 bm3d_out[c] = torch.from_numpy(out)
