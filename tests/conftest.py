@@ -6,10 +6,12 @@ SQLite store inside the copy. End-to-end tests (DVC, MLflow, Prefect, BentoML) s
 pipeline runs once per test session.
 
 ``make test`` runs two pytest-xdist workers (``-n 2 --dist loadscope``): each test module runs on one
-worker, so its module fixtures are built once; each worker that runs a user of ``smoke_repo``
-builds its own (twice in all, in parallel). Grouping every user of ``smoke_repo`` onto one worker
-(``--dist loadgroup`` with ``xdist_group`` marks) does not work with pytest 9: xdist 3.8 rewrites
-``item._nodeid``, which pytest 9's ``nodeid`` no longer reads, so the marks are silently ignored.
+worker, so its module fixtures are built once. The smoke pipeline runs once for both workers: the
+first that needs it builds it under a file lock in their common temporary folder and each worker
+then works on a copy of its own (``_built_once``, ``tests.project_copy.duplicate``). Two builds in
+parallel, one per worker, took about twice as long on two cores. Grouping every user of
+``smoke_repo`` onto one worker (``--dist loadgroup`` with ``xdist_group`` marks) does not work with
+pytest 9: xdist 3.8 rewrites ``item._nodeid``, which pytest 9's ``nodeid`` no longer reads.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project_copy import QUIET_ENV, ProjectCopy, copy_project
+from tests.project_copy import QUIET_ENV, ProjectCopy, copy_project, duplicate
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,32 @@ def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
         }
         return ProjectCopy(path, env)
     base = tmp_path_factory.mktemp("smoke")
-    project = copy_project(base / "project")
-    project.run("dvc", "repro", timeout=1800)
-    return project
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: build in place
+        project = copy_project(base / "project")
+        project.run("dvc", "repro", timeout=1800)
+        return project
+    return duplicate(_built_once(tmp_path_factory.getbasetemp().parent / "smoke-build"), base / "project")
+
+
+def _built_once(shared: Path) -> Path:
+    """The smoke pipeline, run once for all pytest-xdist workers of this session (their common temp folder).
+
+    The first worker that needs it builds it while the others wait on the lock; each then works on a
+    copy of its own (``duplicate``), so no worker sees another's changes. A failed build is not retried
+    by the next worker: its error is kept and raised again.
+    """
+    from filelock import FileLock
+
+    done, failed = shared / "done", shared / "failed.txt"
+    with FileLock(str(shared) + ".lock"):
+        if not done.is_file() and not failed.is_file():
+            shared.mkdir(parents=True, exist_ok=True)
+            try:
+                copy_project(shared / "project").run("dvc", "repro", timeout=1800)
+            except Exception as exc:
+                failed.write_text(f"{type(exc).__name__}: {exc}")
+                raise
+            done.touch()
+    if failed.is_file():
+        raise RuntimeError(f"the shared smoke build failed in another worker:\n{failed.read_text()[-6000:]}")
+    return shared / "project"

@@ -60,16 +60,39 @@ def copy_project(dest: Path, scale: str = "smoke") -> ProjectCopy:
     params = dest / "params.yaml"
     params.write_text(re.sub(r"(?m)^scale:.*$", f"scale: {scale}", params.read_text()))
     (dest / "dvc.lock").unlink(missing_ok=True)
-    env = {
+    project = ProjectCopy(dest, project_env(dest))
+    project.run("git", "init", "-q", "-b", "main")
+    project.run("dvc", "remote", "modify", "--local", "local", "url", str(dest.parent / "dvc-remote"))
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "test copy")
+    return project
+
+
+def project_env(dest: Path) -> dict[str, str]:
+    """The environment of a copy's commands: this interpreter's tools, its own MLflow store and Prefect home."""
+    return {
         **os.environ,
         **QUIET_ENV,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{dest / 'mlflow.db'}",
         "PREFECT_HOME": str(dest / ".prefect"),
     }
-    project = ProjectCopy(dest, env)
-    project.run("git", "init", "-q", "-b", "main")
+
+
+def duplicate(src: Path, dest: Path) -> ProjectCopy:
+    """A copy of the copy ``src`` (after its pipeline ran) at ``dest``, independent of it.
+
+    Everything is copied (git repository, DVC cache, outputs, MLflow store, Prefect home); the two
+    absolute paths a copy holds are pointed at ``dest``: the DVC remote (``.dvc/config.local``) and
+    the MLflow store's artifact locations (``components.tracking.store.relocate``, what paperops
+    does for a moved checkout).
+    """
+    from components.tracking.store import relocate
+
+    shutil.copytree(src, dest, symlinks=True)
+    if (src.parent / "dvc-remote").is_dir():
+        shutil.copytree(src.parent / "dvc-remote", dest.parent / "dvc-remote", symlinks=True)
+    project = ProjectCopy(dest, project_env(dest))
     project.run("dvc", "remote", "modify", "--local", "local", "url", str(dest.parent / "dvc-remote"))
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "-q", "-m", "test copy")
+    relocate(dest, project.env["MLFLOW_TRACKING_URI"])
     return project
