@@ -191,6 +191,8 @@ class Clone:
 @pytest.fixture(scope="module")
 def clone(project: ProjectCopy, s3: S3, mlflow_server, tmp_path_factory: pytest.TempPathFactory) -> Clone:
     """A fresh clone that pulled the outputs from S3, then registered the model via the MLflow server."""
+    import mlflow
+
     dest = tmp_path_factory.mktemp("s3-clone") / "project"
     subprocess.run(["git", "clone", "-q", str(project.path), str(dest)], check=True)
     before = _md5s(dest)  # git brought the small `cache: false` reports only
@@ -199,8 +201,6 @@ def clone(project: ProjectCopy, s3: S3, mlflow_server, tmp_path_factory: pytest.
     clone.run("dvc", "pull")
     pulled = _md5s(dest)
     proc, url, log = mlflow_server
-    import mlflow
-
     _wait(proc, f"{url}/version", log, body=mlflow.__version__)
     # the client of a proxying server holds no S3 credentials and no endpoint
     clone.env = {k: v for k, v in clone.env.items() if k not in S3_ENV} | {"MLFLOW_TRACKING_URI": url}
