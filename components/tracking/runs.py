@@ -2,7 +2,10 @@
 
 The store defaults to a local SQLite file (``mlflow.db``) and artifacts under ``mlartifacts/`` at
 the project root, and moves with the checkout (``components.tracking.store``);
-``MLFLOW_TRACKING_URI`` points it anywhere else (a team server, say).
+``MLFLOW_TRACKING_URI`` points it anywhere else (a team server, say). ``PAPEROPS_ARTIFACT_ROOT``
+(e.g. ``s3://bucket/paperops``) puts the artifacts of newly created experiments at
+``<root>/<paper>`` instead, on any store whose client creates the experiment (a SQLite file; a
+server that proxies artifacts needs nothing on the client: ``mlflow server --artifacts-destination``).
 
 A stage run is named ``<paper>/<stage>/<scale>`` (e.g. ``<paper>/train/default``) and nests under
 the parent run of its pipeline when its stages run together (``components.tracking.pipeline``).
@@ -62,16 +65,46 @@ def configure(root: Path) -> MlflowClient:
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
+ARTIFACT_ROOT = "PAPEROPS_ARTIFACT_ROOT"
+
+
+def artifact_location(root: Path, paper: str) -> str | None:
+    """Where a new experiment of ``paper`` keeps its artifacts (None: the tracking server decides).
+
+    ``PAPEROPS_ARTIFACT_ROOT`` when set: ``<it>/<paper>`` (any URI MLflow writes to, e.g.
+    ``s3://bucket/paperops``; a plain path is made absolute). Else, for a SQLite store,
+    ``<root>/mlartifacts/<paper>``; else None, so a server uses its own artifact root (or proxy).
+    """
+    if base := os.environ.get(ARTIFACT_ROOT, "").strip():
+        if "://" not in base and not base.startswith("file:"):
+            base = Path(base).resolve().as_uri()
+        return f"{base.rstrip('/')}/{paper}"
+    if tracking_uri(root).startswith("sqlite:"):
+        return (Path(root) / "mlartifacts" / paper).resolve().as_uri()
+    return None
+
+
 def ensure_experiment(client: MlflowClient, paper: str, root: Path) -> str:
-    """The experiment named after the paper, created with artifacts under ``mlartifacts/``."""
+    """The experiment named after the paper, created with artifacts at :func:`artifact_location`.
+
+    An existing experiment keeps its location (MLflow cannot move one): a ``PAPEROPS_ARTIFACT_ROOT``
+    it is not under is reported, not applied.
+    """
+    location = artifact_location(root, paper)
     exp = client.get_experiment_by_name(paper)
     if exp is not None:
         if EXPERIMENT_KIND[0] not in exp.tags:
             client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+        if os.environ.get(ARTIFACT_ROOT) and location != exp.artifact_location:
+            log.warning(
+                "experiment %r keeps its artifacts at %s, not %s (%s applies to new experiments only: "
+                "use a new store, or delete the experiment)",
+                paper,
+                exp.artifact_location,
+                location,
+                ARTIFACT_ROOT,
+            )
         return exp.experiment_id
-    location = None
-    if tracking_uri(root).startswith("sqlite:"):
-        location = (Path(root) / "mlartifacts" / paper).resolve().as_uri()
     try:
         return client.create_experiment(paper, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent stage
