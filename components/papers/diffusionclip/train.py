@@ -40,6 +40,7 @@ from components.blocks.training.phase import PhaseState, ema_update, log_loss_fi
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
+from components.distributed import reduce_gradients, shard
 from components.papers.diffusionclip.config import DiffusionCLIPConfig, Target
 from components.papers.diffusionclip.data import load_split
 from components.papers.diffusionclip.losses import finetune_loss
@@ -130,12 +131,17 @@ class _FineTuner:
         for group in phase.opt.param_groups:
             group["lr"] = lr
         direction = self.direction(target)
-        eps = eps_fn(phase.net)
+        net_eps = eps_fn(phase.net)
+
+        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return shard(net_eps, x, t)  # torchrun: this rank's block of the batch
+
         phase.net.train()
 
         def update(loss: torch.Tensor) -> None:
             phase.opt.zero_grad(set_to_none=True)
             phase.scaler.scale(loss).backward()
+            reduce_gradients(phase.net.parameters())
             phase.scaler.step(phase.opt)
             phase.scaler.update()
 
@@ -188,10 +194,12 @@ def train(cfg: DiffusionCLIPConfig, ctx: RunContext) -> None:
             x0 = data[torch.randint(0, len(data), (t.batch_size,), generator=gen)]
             flip = torch.rand(t.batch_size, generator=gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0).to(ctx.device)
+            net_eps = eps_fn(current.net)
             with autocast():
-                loss = ddpm_loss(eps_fn(current.net), x0, abar, gen)
+                loss = ddpm_loss(lambda x, tt: shard(net_eps, x, tt), x0, abar, gen)
             current.opt.zero_grad(set_to_none=True)
             current.scaler.scale(loss).backward()
+            reduce_gradients(current.net.parameters())  # torchrun: the full-batch gradient on every rank
             current.scaler.unscale_(current.opt)
             nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
             current.scaler.step(current.opt)
