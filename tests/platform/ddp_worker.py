@@ -1,25 +1,30 @@
-"""Train the tiny configs of tests/platform/test_distributed.py, in one process or as a torchrun rank.
+"""``paperops train`` of each paper on tiny settings, in one process or as a torchrun rank.
 
-    python -m tests.platform.ddp_worker <root> <paper> ...                  # the single process
-    torchrun --standalone --nproc_per_node 2 -m tests.platform.ddp_worker <root> <paper> ...
+    python -m tests.platform.ddp_worker <root> <params.yaml> <paper> ...
+    torchrun --standalone --nproc_per_node 2 -m tests.platform.ddp_worker <root> <params.yaml> <paper> ...
 
-Each rank r works under ``<root>/rank<r>`` (rank 1 gets its own copy of the data, so the test can
-check that it writes nothing: in the pipeline every rank shares one root and rank 0 writes).
+Each paper goes through ``components.cli.main(["train", <paper>, "--params", ...])``, the command
+of the README, in the directory ``<root>/rank<r>`` (rank 1 gets one of its own holding a copy of the
+data, so tests/platform/test_distributed.py can check that it writes nothing; in the pipeline every
+rank shares one root and rank 0 writes). The process joins the group once for all papers. Rank 0
+also saves the gradient of every optimiser step (``<root>/grads-<paper>.pt``: one flat vector per
+step, in call order), which the test compares.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from components import distributed
-from components.config import load_params
-from components.contract import RunContext
-from components.registry import get_paper
+from components.cli import main as paperops
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY: dict[str, dict[str, dict[str, Any]]] = {
     "ebclr": {
         "sgld": {"iters": 2, "buffer_size": 32},
-        "train": {"methods": ("ebclr", "simclr"), "batch_sizes": (8,), "seeds": (0,), "steps": 3, "snapshots": 1},
+        "train": {"methods": ["ebclr", "simclr"], "batch_sizes": [8], "seeds": [0], "steps": 3, "snapshots": 1},
         "eval": {"probe_epochs": 2},
     },
     "ccdf": {"train": {"steps": 3, "init_steps": 1, "batch_size": 4, "checkpoint_every": 2, "log_every": 1}},
@@ -39,19 +44,20 @@ TINY: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def tiny_config(paper: str) -> Any:
-    cfg = load_params(ROOT / "params.yaml", scale="smoke").config(paper)
-    update = {}
-    for section, values in TINY[paper].items():
-        update[section] = getattr(cfg, section).model_copy(update=values)
-    if paper == "diffusionclip":
-        update["finetune"] = update["finetune"].model_copy(update={"targets": cfg.finetune.targets[:1]})
-    return cfg.model_copy(update=update)
+def write_tiny_params(path: Path) -> Path:
+    """params.yaml at scale smoke, the four papers' smoke sections overridden by ``TINY``."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["scale"] = "smoke"
+    for paper, sections in TINY.items():
+        smoke = raw[paper].setdefault("smoke", {}) or {}
+        for section, values in sections.items():
+            smoke[section] = {**(smoke.get(section) or {}), **copy.deepcopy(values)}
+        raw[paper]["smoke"] = smoke
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
 
 
-def main(root: Path, papers: list[str]) -> None:
-    """Train each paper; rank 0 also saves the gradient every optimiser step used
-    (``<root>/grads-<paper>.pt``: one flat vector per step, in call order), what the test compares."""
+def main(root: Path, params: Path, papers: list[str]) -> None:
     torch.set_num_threads(1)
     world = distributed.init()
     steps: list[torch.Tensor] = []
@@ -62,13 +68,12 @@ def main(root: Path, papers: list[str]) -> None:
             steps.append(torch.cat(grads).detach().cpu().clone())
 
     hook = register_optimizer_step_pre_hook(record)
+    os.chdir(root / f"rank{world.rank}")
     try:
         for paper in papers:
             steps.clear()
-            cfg = tiny_config(paper)
-            ctx = RunContext(paper, root / f"rank{world.rank}", seed=cfg.seed)
-            torch.manual_seed(cfg.seed)  # as components.stages.seed_everything
-            get_paper(paper).train(cfg, ctx)
+            if paperops(["train", paper, "--params", str(params)]) != 0:
+                raise SystemExit(f"paperops train {paper} failed")
             if world.rank == 0:
                 torch.save(list(steps), root / f"grads-{paper}.pt")
     finally:
@@ -77,4 +82,4 @@ def main(root: Path, papers: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2:])
+    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:])
