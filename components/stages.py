@@ -105,7 +105,8 @@ def run_stage(
         return _step(stage, paper, cfg, ctx, params, root)
     run_params = {**flatten(cfg), "scale": params.scale, "device.resolved": str(device)}
     if distributed.active():
-        run_params.update({"distributed.world_size": distributed.world().size, "distributed.backend": distributed.world().backend})
+        world = distributed.world()
+        run_params.update({"distributed.world_size": world.size, "distributed.backend": world.backend})
     with tracking.stage_run(root, paper_name, stage, params.scale, run_params) as logger:
         ctx = RunContext(paper_name, root, device, cfg.seed, logger, progress, log)
         # every checkpoint the paper writes flushes the logger first; a resume continues its curve

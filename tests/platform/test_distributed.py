@@ -52,9 +52,7 @@ WEIGHT_RTOL = 1e-4
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    env.update(
-        PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PAPEROPS_NO_PROGRESS="1", CUDA_VISIBLE_DEVICES="", **extra
-    )
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PAPEROPS_NO_PROGRESS="1", CUDA_VISIBLE_DEVICES="", **extra)
     return env
 
 
@@ -122,9 +120,10 @@ def test_weights_equal_the_single_process_run(trained: tuple, paper: str) -> Non
     assert one.keys() == two.keys()
     a = torch.cat([one[k].float().reshape(-1) for k in sorted(one)])
     b = torch.cat([two[k].float().reshape(-1) for k in sorted(one)])
-    print(f"{paper}: weights max |diff| {float((a - b).abs().max()):.1e}, relative {float((a - b).norm() / a.norm()):.1e}")
-    assert float((a - b).abs().max()) <= WEIGHT_ATOL
-    assert float((a - b).norm() / a.norm()) <= WEIGHT_RTOL
+    diff = a - b
+    print(f"{paper}: weights max |diff| {float(diff.abs().max()):.1e}, relative {float(diff.norm() / a.norm()):.1e}")
+    assert float(diff.abs().max()) <= WEIGHT_ATOL
+    assert float(diff.norm() / a.norm()) <= WEIGHT_RTOL
     assert not torch.equal(a, torch.zeros_like(a))
 
 

@@ -14,6 +14,7 @@ network on the union of the natural patches and the phantoms keeps the default s
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any
 
 import torch
@@ -77,13 +78,12 @@ def _loss(
     if name == "score":
         pool = data["all"]
         x0 = pool[torch.randint(0, len(pool), (cfg.train.batch_size,), generator=gen)]
-        eps = eps_fn(phase.net)
-        return ddpm_loss(lambda x, t: shard(eps, x, t), x0.to(device), abar, gen)
+        return ddpm_loss(partial(shard, eps_fn(phase.net)), x0.to(device), abar, gen)  # shard: torchrun's block
     task = name.split("/")[1]
     pool = data[task_kind(task)]
     x = pool[torch.randint(0, len(pool), (cfg.train.batch_size,), generator=gen)]
     op, y = simulate(task, x, cfg.task, gen)
-    return init_loss(lambda v: shard(phase.net, v), simple_init(task, op, y).to(device), x.to(device))
+    return init_loss(partial(shard, phase.net), simple_init(task, op, y).to(device), x.to(device))
 
 
 def train(cfg: CCDFConfig, ctx: RunContext) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from functools import partial
 from typing import Any
 
 import torch
@@ -131,11 +132,7 @@ class _FineTuner:
         for group in phase.opt.param_groups:
             group["lr"] = lr
         direction = self.direction(target)
-        net_eps = eps_fn(phase.net)
-
-        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return shard(net_eps, x, t)  # torchrun: this rank's block of the batch
-
+        eps = partial(shard, eps_fn(phase.net))  # under torchrun, each rank's block of the batch
         phase.net.train()
 
         def update(loss: torch.Tensor) -> None:
@@ -194,9 +191,8 @@ def train(cfg: DiffusionCLIPConfig, ctx: RunContext) -> None:
             x0 = data[torch.randint(0, len(data), (t.batch_size,), generator=gen)]
             flip = torch.rand(t.batch_size, generator=gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0).to(ctx.device)
-            net_eps = eps_fn(current.net)
-            with autocast():
-                loss = ddpm_loss(lambda x, tt: shard(net_eps, x, tt), x0, abar, gen)
+            with autocast():  # shard: under torchrun, each rank's block of the batch
+                loss = ddpm_loss(partial(shard, eps_fn(current.net)), x0, abar, gen)
             current.opt.zero_grad(set_to_none=True)
             current.scaler.scale(loss).backward()
             reduce_gradients(current.net.parameters())  # torchrun: the full-batch gradient on every rank
