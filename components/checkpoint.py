@@ -32,6 +32,8 @@ from typing import Any, Protocol
 import torch
 from safetensors.torch import load_file, save_file
 
+from components import distributed
+
 log = logging.getLogger(__name__)
 
 _STEP_FILE = re.compile(r"^step-(\d{8})(?:-([0-9A-Za-z]+))?\.pt$")  # no hash: written before hashes were in the name
@@ -123,8 +125,12 @@ class Checkpointer:
         """Atomically write ``state`` at ``step``; prune this config's older checkpoints.
 
         With a hook attached (``hooked``), the metrics logged so far are flushed first, so that a
-        kill right after this call loses no logged point up to ``step``.
+        kill right after this call loses no logged point up to ``step``. A torchrun rank other than
+        0 writes nothing (its state is rank 0's: components/distributed.py).
         """
+        target = self.directory / f"step-{step:08d}-{self.config_hash}.pt"
+        if not distributed.is_main():
+            return target
         self.directory.mkdir(parents=True, exist_ok=True)
         hook = self._hook()
         payload = {
@@ -134,7 +140,6 @@ class Checkpointer:
             "state": state,
             "tracking": hook.before_save(step) if hook else {},
         }
-        target = self.directory / f"step-{step:08d}-{self.config_hash}.pt"
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".pt")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -189,9 +194,12 @@ class Checkpointer:
 def export_model(directory: Path, state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
     """Write ``model.safetensors`` + ``config.json`` into ``directory``, atomically as a whole.
 
-    The files are written into a sibling temporary folder that then replaces ``directory``.
+    The files are written into a sibling temporary folder that then replaces ``directory``. A
+    torchrun rank other than 0 writes nothing (rank 0 exports the same weights).
     """
     directory = Path(directory)
+    if not distributed.is_main():
+        return directory
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     try:

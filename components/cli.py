@@ -216,8 +216,26 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(report.stale)} stale)"
         )
         return 0 if ok else 1
+    from components import distributed
     from components.stages import STAGES, run_block, run_stage
 
+    if distributed.launched():  # torchrun: data-parallel training of one paper (components/distributed.py)
+        if args.command != "train" or args.paper not in distributed.PAPERS:
+            print(
+                f"paperops: under torchrun only `train <paper>` runs, for {', '.join(distributed.PAPERS)}",
+                file=sys.stderr,
+            )
+            return 2
+        owner = not distributed.active()  # else a caller joined the group and leaves it (tests)
+        distributed.init()
+        if not distributed.is_main():
+            logging.getLogger().setLevel(logging.WARNING)
+        try:
+            run_stage("train", args.paper, params=params)
+        finally:
+            if owner:
+                distributed.destroy()
+        return 0
     if args.command == "build-block":
         metrics = run_block(args.block, params=params)
         print(f"block {args.block} built: " + ", ".join(f"{k} {v:.3g}" for k, v in sorted((metrics or {}).items())[:6]))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from components import distributed
 from components.checkpoint import hooked
 from components.config import Params, flatten, load_params
 from components.contract import RunContext
@@ -99,7 +100,13 @@ def run_stage(
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
     log.info("%s %s: scale=%s device=%s", stage, paper_name, params.scale, device)
+    if not distributed.is_main():  # a torchrun rank > 0: computes its share, tracks and shows nothing
+        ctx = RunContext(paper_name, root, device, cfg.seed, log=log)
+        return _step(stage, paper, cfg, ctx, params, root)
     run_params = {**flatten(cfg), "scale": params.scale, "device.resolved": str(device)}
+    if distributed.active():
+        world = distributed.world()
+        run_params.update({"distributed.world_size": world.size, "distributed.backend": world.backend})
     with tracking.stage_run(root, paper_name, stage, params.scale, run_params) as logger:
         ctx = RunContext(paper_name, root, device, cfg.seed, logger, progress, log)
         # every checkpoint the paper writes flushes the logger first; a resume continues its curve

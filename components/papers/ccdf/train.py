@@ -14,6 +14,7 @@ network on the union of the natural patches and the phantoms keeps the default s
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from components.blocks.training.phase import PhaseState, ema_update, log_loss_fi
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
+from components.distributed import reduce_gradients, shard
 from components.papers.ccdf.config import CCDFConfig
 from components.papers.ccdf.data import load_split, task_kind
 from components.papers.ccdf.losses import ddpm_loss, init_loss
@@ -76,12 +78,12 @@ def _loss(
     if name == "score":
         pool = data["all"]
         x0 = pool[torch.randint(0, len(pool), (cfg.train.batch_size,), generator=gen)]
-        return ddpm_loss(eps_fn(phase.net), x0.to(device), abar, gen)
+        return ddpm_loss(partial(shard, eps_fn(phase.net)), x0.to(device), abar, gen)  # shard: torchrun's block
     task = name.split("/")[1]
     pool = data[task_kind(task)]
     x = pool[torch.randint(0, len(pool), (cfg.train.batch_size,), generator=gen)]
     op, y = simulate(task, x, cfg.task, gen)
-    return init_loss(phase.net, simple_init(task, op, y).to(device), x.to(device))
+    return init_loss(partial(shard, phase.net), simple_init(task, op, y).to(device), x.to(device))
 
 
 def train(cfg: CCDFConfig, ctx: RunContext) -> None:
@@ -113,6 +115,7 @@ def train(cfg: CCDFConfig, ctx: RunContext) -> None:
             loss = _loss(name, current, cfg, data, abar, gen, ctx.device)
         current.opt.zero_grad(set_to_none=True)
         current.scaler.scale(loss).backward()
+        reduce_gradients(current.net.parameters())  # torchrun: the full-batch gradient on every rank
         current.scaler.unscale_(current.opt)
         nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
         current.scaler.step(current.opt)

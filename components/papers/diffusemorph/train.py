@@ -24,6 +24,7 @@ from components.blocks.diffusion.schedule import alphas_cumprod, q_sample
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
+from components.distributed import reduce_gradients, shard
 from components.papers.diffusemorph.config import DiffuseMorphConfig
 from components.papers.diffusemorph.data import load_split
 from components.papers.diffusemorph.losses import diffusion_loss, registration_loss
@@ -59,8 +60,8 @@ def diffusemorph_step(
     (LNCC's 1e-5 on the variance product would vanish in float16)."""
     x_t = q_sample(f, t, noise, abar)
     with autocast():
-        eps_hat = score(torch.cat([m, f, x_t], dim=1), t)  # (B, 1, *S)
-        warped, flow = field(torch.cat([m, eps_hat], dim=1))
+        eps_hat = shard(score, torch.cat([m, f, x_t], dim=1), t)  # (B, 1, *S); shard: torchrun's block
+        warped, flow = shard(field, torch.cat([m, eps_hat], dim=1))
     l_sim, l_smt = registration_loss(warped.float(), f, flow.float(), lam)
     return diffusion_loss(noise, eps_hat.float()), l_sim, l_smt
 
@@ -101,13 +102,15 @@ def train(cfg: DiffuseMorphConfig, ctx: RunContext) -> None:
         loss = l_pix + l_sim + l_smt
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        reduce_gradients([*score.parameters(), *field.parameters()])  # torchrun: the full-batch gradient
         scaler.step(opt)
         scaler.update()
         with autocast():
-            warped_b, flow_b = base(torch.cat([m, f], dim=1))
+            warped_b, flow_b = shard(base, torch.cat([m, f], dim=1))
         b_sim, b_smt = registration_loss(warped_b.float(), f, flow_b.float(), tc.loss_lambda)
         opt_b.zero_grad(set_to_none=True)
         scaler_b.scale(b_sim + b_smt).backward()
+        reduce_gradients(base.parameters())
         scaler_b.step(opt_b)
         scaler_b.update()
         for k, loss in (("pix", l_pix), ("sim", l_sim), ("smt", l_smt), ("baseline_sim", b_sim)):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from functools import partial
 from typing import Any
 
 import torch
@@ -40,6 +41,7 @@ from components.blocks.training.phase import PhaseState, ema_update, log_loss_fi
 from components.checkpoint import Checkpointer, export_model
 from components.config import config_hash
 from components.contract import RunContext
+from components.distributed import reduce_gradients, shard
 from components.papers.diffusionclip.config import DiffusionCLIPConfig, Target
 from components.papers.diffusionclip.data import load_split
 from components.papers.diffusionclip.losses import finetune_loss
@@ -130,12 +132,13 @@ class _FineTuner:
         for group in phase.opt.param_groups:
             group["lr"] = lr
         direction = self.direction(target)
-        eps = eps_fn(phase.net)
+        eps = partial(shard, eps_fn(phase.net))  # under torchrun, each rank's block of the batch
         phase.net.train()
 
         def update(loss: torch.Tensor) -> None:
             phase.opt.zero_grad(set_to_none=True)
             phase.scaler.scale(loss).backward()
+            reduce_gradients(phase.net.parameters())
             phase.scaler.step(phase.opt)
             phase.scaler.update()
 
@@ -188,10 +191,11 @@ def train(cfg: DiffusionCLIPConfig, ctx: RunContext) -> None:
             x0 = data[torch.randint(0, len(data), (t.batch_size,), generator=gen)]
             flip = torch.rand(t.batch_size, generator=gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0).to(ctx.device)
-            with autocast():
-                loss = ddpm_loss(eps_fn(current.net), x0, abar, gen)
+            with autocast():  # shard: under torchrun, each rank's block of the batch
+                loss = ddpm_loss(partial(shard, eps_fn(current.net)), x0, abar, gen)
             current.opt.zero_grad(set_to_none=True)
             current.scaler.scale(loss).backward()
+            reduce_gradients(current.net.parameters())  # torchrun: the full-batch gradient on every rank
             current.scaler.unscale_(current.opt)
             nn.utils.clip_grad_norm_(current.net.parameters(), t.grad_clip)
             current.scaler.step(current.opt)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from components.distributed import reduce_gradients, shard, sync_rows
 from components.papers.ebclr.config import EBCLRPaperConfig
 from components.papers.ebclr.data import augment, to_input
 from components.papers.ebclr.losses import ebclr_loss, infonce_queue, log_pdf, nt_xent
@@ -36,9 +37,15 @@ from components.papers.ebclr.sgld import ReplayBuffer, sgld
 
 
 class Method:
-    """Base: nets, optimiser, autocast (bf16 on CUDA, none elsewhere)."""
+    """Base: nets, optimiser, autocast (bf16 on CUDA, none elsewhere).
+
+    Under torchrun (components/distributed.py) a ``sharded`` method splits its network calls over
+    the ranks and sums their gradients; the others (BatchNorm nets: SimCLR, MoCo) run the whole
+    step on every rank.
+    """
 
     name = ""
+    sharded = False
 
     def __init__(self, net: EncoderHead, opt: torch.optim.Optimizer, device: torch.device, amp: bool) -> None:
         self.net, self.opt, self.device = net, opt, device
@@ -63,6 +70,8 @@ class Method:
     def _update(self, loss: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.sharded:
+            reduce_gradients(self.net.parameters())
         self.opt.step()
 
 
@@ -70,6 +79,7 @@ class EBCLR(Method):
     """EBCLR, or with ``lambda2 = 0`` its NT-Xent-only ablation (no SGLD, no buffer)."""
 
     name = "ebclr"
+    sharded = True  # no BatchNorm, row-wise SGLD chains: exact under torchrun
 
     def __init__(
         self,
@@ -109,19 +119,22 @@ class EBCLR(Method):
 
     def step(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, float]:
         e, dev = self.cfg.ebclr, self.device
+
+        def net(x: torch.Tensor) -> torch.Tensor:
+            return shard(self.net, x)  # torchrun: this rank's block of the rows (else self.net(x))
+
         with self.autocast():
-            z1, z2 = self.net(to_input(x1).to(dev)), self.net(to_input(x2).to(dev))
+            z1, z2 = net(to_input(x1).to(dev)), net(to_input(x2).to(dev))
             if self.buffer is None:  # lambda2 = 0: the loss is exactly the discriminative term
                 disc = nt_xent(z1.float(), z2.float(), e.temperature, similarity="neg_sq_dist")
                 self._update(disc)
                 return {"loss": float(disc.detach()), "discriminative": float(disc.detach())}
             x0, count = self.buffer.sample(len(x1), self.gen)
             ref = z2.detach().float()
-            xn = sgld(
-                lambda x: log_pdf(self.net(x).float(), ref, e.temperature), x0.to(dev), count, self.cfg.sgld, self.gen
-            )
+            xn = sgld(lambda x: log_pdf(net(x).float(), ref, e.temperature), x0.to(dev), count, self.cfg.sgld, self.gen)
+            xn = sync_rows(xn)  # torchrun: each chain from the rank that refined it; the buffer stays identical
             self.buffer.update(xn.cpu())
-            zn = self.net(xn)
+            zn = net(xn)
             terms = ebclr_loss(z1.float(), z2.float(), zn.float(), e.temperature, e.lambda1, self.lambda2)
         self._update(terms["loss"])
         return {k: float(v.detach()) for k, v in terms.items()}

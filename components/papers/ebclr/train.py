@@ -45,6 +45,7 @@ from components.blocks.metrics.probe import embed, fit_linear_probe
 from components.checkpoint import Checkpointer
 from components.config import config_hash
 from components.contract import RunContext
+from components.distributed import active, is_main
 from components.papers.ebclr.config import EBCLRPaperConfig
 from components.papers.ebclr.data import Split, augment, class_names, load, to_input
 from components.papers.ebclr.methods import build_method
@@ -77,6 +78,8 @@ def snapshot_path(model_root: Path, run: Run, step: int) -> Path:
 
 
 def _save_snapshot(path: Path, encoder: torch.nn.Module) -> None:
+    if not is_main():  # torchrun: rank 0 writes
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}, str(tmp))
@@ -231,7 +234,7 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
             for step, loss in zip(hist["steps"][1:], hist["loss"], strict=True):
                 ctx.logger.log_metrics({f"train/{run.name}/loss": loss}, step=int(step))
 
-    workers = min(cfg.train.workers, len(runs))
+    workers = min(cfg.train.workers, len(runs)) if not active() else 1  # torchrun: the ranks share each step
     if workers > 1 and ctx.device.type == "cpu":
         pending = [run for run in runs if done[run] < units[run]]
         with process_pool(workers, mp_context=mp.get_context("forkserver")) as pool:
@@ -252,8 +255,9 @@ def train(cfg: EBCLRPaperConfig, ctx: RunContext) -> None:
         for _ in ticks:  # exhausted: the bar reports its end
             pass
 
-    (ctx.model_root / "train_history.json").write_text(json.dumps(history, indent=2))
-    _export(cfg, ctx, split)
+    if is_main():  # torchrun: rank 0 writes (the others hold the same weights)
+        (ctx.model_root / "train_history.json").write_text(json.dumps(history, indent=2))
+        _export(cfg, ctx, split)
 
 
 def _export(cfg: EBCLRPaperConfig, ctx: RunContext, split: Split) -> None:
