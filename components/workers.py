@@ -6,8 +6,9 @@ timeout), nothing ever closes that queue: the workers, each holding torch and it
 forever, and so does a ``forkserver`` that forked them. ``process_pool`` gives every worker a
 watcher thread that ends it once its owner is gone (checked every ``period_s`` seconds).
 
-The owner is watched by pid (``/proc/<pid>/stat``, a zombie counts as dead; else ``os.kill(pid, 0)``): a worker forked by a fork server is not the
-owner's child, so ``os.getppid()`` cannot tell. A pid reused within ``period_s`` of the owner's
+The owner is watched by pid (``/proc/<pid>/stat``, where a zombie counts as dead; else
+``os.kill(pid, 0)``): a worker forked by a fork server is not the owner's child, so
+``os.getppid()`` cannot tell. A pid reused within ``period_s`` of the owner's
 death would keep a worker alive until that process ends, which is the old behaviour at worst.
 """
 
