@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--mlflow-ui",
         default=None,
-        help="MLflow UI base URL of the run links (default: $PAPEROPS_MLFLOW_UI or http://127.0.0.1:5000, `make mlflow-ui`)",
+        help="MLflow UI base URL of the run links (default: $PAPEROPS_MLFLOW_UI, else http://127.0.0.1:5000 "
+        "as `make mlflow-ui` serves it)",
     )
     report.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     serve = sub.add_parser(
