@@ -16,6 +16,11 @@ from prefect.artifacts import create_markdown_artifact
 ARTIFACT_KEY = "paperops-report"
 
 
+def artifact_text(markdown: str) -> str:
+    """REPORT.md without its image lines (relative paths the Prefect UI would show broken)."""
+    return "\n".join(line for line in markdown.splitlines() if not line.startswith("![")) + "\n"
+
+
 @task(name="report", task_run_name="report")
 def report(root: str, mlflow_ui: str | None = None) -> dict[str, Any]:
     """Write the report of every paper in params.yaml and publish it (Prefect artifact, MLflow run).
@@ -30,12 +35,13 @@ def report(root: str, mlflow_ui: str | None = None) -> dict[str, Any]:
     written = write_report(Path(root), mlflow_ui=base)
     experiment_id, run_id = publish(written, Path(root))
     head = (
-        f"Written to `{written.html}` and `{written.markdown}` (open index.html in a browser; the figures "
-        f"are beside it). Logged to MLflow: [run {run_id}]({base}/#/experiments/{experiment_id}/runs/{run_id}) "
-        f"in the experiment `paperops-report`.\n\n"
+        f"Written to `{written.html}` and `{written.markdown}`: open index.html in a browser for the figures "
+        f"(they are relative files, which the Prefect UI cannot show). Logged to MLflow with its figures: "
+        f"[run {run_id}]({base}/#/experiments/{experiment_id}/runs/{run_id}) in the experiment `paperops-report`.\n\n"
     )
+    text = artifact_text(written.markdown.read_text())
     artifact_id = create_markdown_artifact(
-        head + written.markdown.read_text(), key=ARTIFACT_KEY, description="paperops: one report of every paper"
+        head + text, key=ARTIFACT_KEY, description="paperops: one report of every paper"
     )
     log.info("report: %s (MLflow run %s)", written.html, run_id)
     return {

@@ -123,10 +123,9 @@ def write_report(
                 shutil.copy2(reports / rel, target)
             figures.append(target)
         if out != reports:
-            for name in ("results.md", "metrics.json"):
-                if (reports / entry.paper / name).is_file():
-                    (out / entry.paper).mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(reports / entry.paper / name, out / entry.paper / name)
+            for rel in entry.files:
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(reports / rel, out / rel)
     shown = {str(f.relative_to(out)) for f in figures if f.is_file()}
     html_path, md_path = out / "index.html", out / "REPORT.md"
     html_path.write_text(html(entries, prov, shown))

@@ -27,6 +27,7 @@ CLAIMS = Path(__file__).with_name("claims.yaml")
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"  # what `make mlflow-ui` serves
 CLAIM_KEYS = {"claim", "paper_number", "ours", "baseline", "note"}
 BASELINE_KEYS = {"name", "metric", "diff", "se", "better"}
+PAGE_FILES = ("results.md", "metrics.json")  # a paper's outputs the report links to
 
 
 class ClaimsError(ValueError):
@@ -86,6 +87,7 @@ class PaperEntry:
     run_url: str | None
     data_hashes: dict[str, str]  # dvc.lock path -> md5
     figures: tuple[str, ...]  # paths relative to reports/
+    files: tuple[str, ...] = ()  # results.md, metrics.json where written, relative to reports/
     headline: dict[str, float] = field(default_factory=dict)  # metrics.json as written
     missing: tuple[str, ...] = ()  # metric keys named in claims.yaml but absent from the outputs
 
@@ -267,6 +269,7 @@ def paper_entry(
         run_url=run_url(mlflow_ui, exp, str(run_id) if run_id else None),
         data_hashes=data_hashes(paper, locks),
         figures=figures_of(reports, paper),
+        files=tuple(f"{paper}/{n}" for n in PAGE_FILES if (reports / paper / n).is_file()),
         headline={k: float(v) for k, v in headline.items() if isinstance(v, int | float)},
         missing=tuple(missing),
     )

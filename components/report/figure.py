@@ -55,7 +55,8 @@ def overview(entries: Sequence[PaperEntry], path: Path) -> Path:
     ax.set_xlabel("ours minus classical baseline, in standard errors (> 0 favours ours)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS.values()]
     ax.legend(handles, ["gate passed", "gate failed", "not registered"], loc="lower right", fontsize=8)
-    ax.set_title(f"{len(rows)} papers: paired difference to the classical baseline, and the gate")
+    count = f"{len(rows)} paper" + ("" if len(rows) == 1 else "s")
+    ax.set_title(f"{count}: paired difference to the classical baseline, and the gate")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -19,6 +19,11 @@ NO_CLAIM = "no claim recorded (add this paper to components/report/claims.yaml)"
 OVERVIEW = "figures/overview.png"
 
 
+def papers(n: int) -> str:
+    """``1 paper``, ``10 papers``."""
+    return f"{n} paper" if n == 1 else f"{n} papers"
+
+
 def fmt(value: float | None, digits: int = 4) -> str:
     """A number with ``digits`` significant digits; ``not measured`` for None."""
     return "not measured" if value is None else f"{value:.{digits}g}"
@@ -91,7 +96,7 @@ def html(entries: Sequence[PaperEntry], prov: Provenance, figures_ok: set[str]) 
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>paperops report: {len(entries)} papers</title>",
+        f"<title>paperops report: {papers(len(entries))}</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.3em .5em;"
         "vertical-align:top;text-align:left}th{background:#f4f4f4}.pass{color:#2e7d32;font-weight:bold}"
@@ -99,7 +104,7 @@ def html(entries: Sequence[PaperEntry], prov: Provenance, figures_ok: set[str]) 
         "img{max-width:100%;border:1px solid #ddd;margin:.3em 0}section{border-top:2px solid #ddd;"
         "margin-top:1.5em}</style>",
         "</head><body>",
-        f"<h1>paperops: {len(entries)} papers, one report</h1>",
+        f"<h1>paperops: {papers(len(entries))}, one report</h1>",
         f"<p>Written {e(now)} from commit <code>{e(_commit_text(prov))}</code>. MLflow tracking URI "
         f"<code>{e(prov.tracking_uri)}</code>; run links open the MLflow UI at <code>{e(prov.mlflow_ui)}</code> "
         "(<code>make mlflow-ui</code>).</p>",
@@ -145,11 +150,7 @@ def html(entries: Sequence[PaperEntry], prov: Provenance, figures_ok: set[str]) 
             ("MLflow", link),
             ("commit", f"<code>{e(_commit_text(prov))}</code>"),
             ("data hashes (dvc.lock md5)", hashes or "none in dvc.lock"),
-            (
-                "files",
-                f'<a href="{e(quote(en.paper))}/results.md">results.md</a>, '
-                f'<a href="{e(quote(en.paper))}/metrics.json">metrics.json</a>',
-            ),
+            ("files", ", ".join(f'<a href="{e(quote(f))}">{e(f)}</a>' for f in en.files) or "none written yet"),
         ]
         if en.note:
             rows.insert(4, ("note", e(en.note)))
@@ -174,7 +175,7 @@ def _md(text: str) -> str:
 def markdown(entries: Sequence[PaperEntry], prov: Provenance, figures_ok: set[str]) -> str:
     """The same content as markdown (REPORT.md, and the Prefect artifact)."""
     lines = [
-        f"# paperops: {len(entries)} papers, one report",
+        f"# paperops: {papers(len(entries))}, one report",
         "",
         f"Commit `{_commit_text(prov)}`; MLflow `{prov.tracking_uri}`, UI {prov.mlflow_ui}.",
         "",

@@ -170,7 +170,10 @@ def test_flow_publishes_prefect_and_mlflow_artifacts(setup: Setup, tmp_path: Pat
 
     artifact = setup.artifact
     assert artifact is not None and artifact.type == "markdown"
-    assert setup.flow_md in artifact.data
+    from flows.report import artifact_text
+
+    assert artifact_text(setup.flow_md) in artifact.data and "![" not in artifact.data
+    assert len(artifact_text(setup.flow_md).splitlines()) > 20
     client = MlflowClient(tracking_uri=setup.project.env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("paperops-report")
     assert exp is not None
@@ -231,8 +234,14 @@ def test_cli_report_elsewhere_is_self_contained(setup: Setup, tmp_path: Path) ->
     assert any(h.startswith("https://mlflow.example.org/#/experiments/") for h in links.hrefs)
     for src in links.srcs:
         assert not urllib.parse.urlparse(src).scheme and (out / urllib.parse.unquote(src)).is_file(), src
-    bad = project.run("paperops", "report", "--mlflow-ui", "javascript:alert(1)", check=False)
-    assert bad.returncode == 2 and "http(s)" in bad.stderr
+
+
+def test_cli_refuses_a_link_base_that_is_not_http(setup: Setup, monkeypatch, capsys) -> None:
+    from components.cli import main
+
+    monkeypatch.chdir(setup.project.path)
+    assert main(["report", "--mlflow-ui", "javascript:alert(1)"]) == 2
+    assert "http(s)" in capsys.readouterr().err
 
 
 def test_missing_claim_renders_and_text_is_escaped(setup: Setup, tmp_path: Path, monkeypatch) -> None:
@@ -245,8 +254,16 @@ def test_missing_claim_renders_and_text_is_escaped(setup: Setup, tmp_path: Path,
     claims = {first: {**claims[first], "claim": 'Beats <script>alert("x")</script> & more', "note": "a|b"}}
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump(claims))
-    written = write_report(project.path, tmp_path / "out", list(PAPERS), claims_path=path)
+    never_ran = "ccdf"  # registered in the code, listed, never run in this copy
+    written = write_report(project.path, tmp_path / "out", [*PAPERS, never_ran], claims_path=path)
     html = written.html.read_text()
+    links = Links()
+    links.feed(html)
+    for ref in links.srcs + [h for h in links.hrefs if not urllib.parse.urlparse(h).scheme]:
+        target = ref.split("#")[0]
+        assert not target or (written.out / urllib.parse.unquote(target)).is_file(), ref
+    nothing = _section(html, never_ran)
+    assert "not registered yet" in nothing and "none written yet" in nothing and "none in dvc.lock" in nothing
     assert "<script>" not in html
     assert "Beats &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more" in _section(html, first)
     assert "no claim recorded" in _section(html, second) and "no claim recorded" not in _section(html, first)
