@@ -221,12 +221,16 @@ def test_report_renders_in_headless_chromium(setup: Setup) -> None:
             assert link["url"].startswith("file://") and path.is_file(), f"{link['href']} -> {path}"
 
 
-def test_cli_report_elsewhere_is_self_contained(setup: Setup, tmp_path: Path) -> None:
-    """``paperops report --out DIR --mlflow-ui URL``: figures copied beside the page, links to that UI."""
-    project = setup.project
+def test_cli_report_elsewhere_is_self_contained(setup: Setup, tmp_path: Path, monkeypatch, capsys) -> None:
+    """``paperops report --out DIR --mlflow-ui URL``: figures copied beside the page, links to that UI.
+    (In process: the console script itself ran in the fixture.)"""
+    from components.cli import main
+
+    monkeypatch.chdir(setup.project.path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", setup.project.env["MLFLOW_TRACKING_URI"])
     out = tmp_path / "site"
-    proc = project.run("paperops", "report", "--out", str(out), "--mlflow-ui", "https://mlflow.example.org/")
-    assert f"report: {out / 'index.html'}" in proc.stdout
+    assert main(["report", "--out", str(out), "--mlflow-ui", "https://mlflow.example.org/"]) == 0
+    assert f"report: {out / 'index.html'}" in capsys.readouterr().out
     html = (out / "index.html").read_text()
     links = Links()
     links.feed(html)
