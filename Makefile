@@ -16,7 +16,7 @@ export BENTOML_DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test test-fast flow serve mlflow-ui prefect-ui bench lint clean-outputs help plots-template
+.PHONY: setup run report test test-fast flow serve mlflow-ui prefect-ui bench lint clean-outputs help plots-template
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ run: setup  ## the main job: `dvc repro` of every paper in params.yaml, then one
 	$(BIN)/paperops status || { s=$$?; [ $$rc -ne 0 ] || rc=$$s; }; \
 	echo "Results: dvc metrics show | reports/*/results.md | make mlflow-ui | make serve PAPER=<name>"; \
 	echo "To make them the reference: git add dvc.lock data/.gitignore models/.gitignore reports/ && git commit"; \
+	exit $$rc
+
+report: setup  ## `dvc repro` of every paper (a no-op where up to date), then one report: reports/index.html, reports/REPORT.md
+	@rc=0; dvc repro || rc=$$?; \
+	$(BIN)/paperops report || { s=$$?; [ $$rc -ne 0 ] || rc=$$s; }; \
+	echo "Open reports/index.html in a browser (works offline; MLflow run links need \`make mlflow-ui\`)"; \
 	exit $$rc
 
 test: setup  ## the whole test suite (what CI runs), on JOBS pytest-xdist workers (default 2)

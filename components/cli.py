@@ -7,6 +7,7 @@
     paperops run <paper>            the paper's blocks if not built, then its four stages in one process
     paperops status                 one line per paper: gate verdict, version served
     paperops check-lock [--strict]  do the committed dvc.lock and reports/ agree with dvc.yaml, params.yaml?
+    paperops report [--out DIR]     one report of every paper: reports/index.html and REPORT.md
     paperops serve <paper>          the BentoML HTTP service of the champion model
     paperops build <paper>          a Bento of that service with the model baked in, tested pins
 
@@ -101,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
         "blocks the paper uses, unless models/blocks/<block> is already built from the same config.",
     )
     _add_common(run)
+    report = sub.add_parser(
+        "report",
+        help="Write one report of every paper: reports/index.html and reports/REPORT.md, with figures.",
+        description="From what the pipeline left (reports/<paper>/, dvc.lock, git, the MLflow store) and the claims "
+        "of components/report/claims.yaml: per paper the claim, the paper's number, ours, the classical baseline, the "
+        "gate's verdict, the registered version, the commit, the data hashes and MLflow run links. Run the pipeline "
+        "first (`make report` does). See components/report/.",
+    )
+    report.add_argument("--out", default=None, help="folder to write to (default: reports/)")
+    report.add_argument(
+        "--mlflow-ui",
+        default=None,
+        help="MLflow UI base URL of the run links (default: $PAPEROPS_MLFLOW_UI, else http://127.0.0.1:5000 "
+        "as `make mlflow-ui` serves it)",
+    )
+    report.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     serve = sub.add_parser(
         "serve",
         help="Serve the champion model over HTTP with BentoML.",
@@ -194,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build-block":
             if args.block not in params.blocks:
                 raise ConfigError(f"blocks.{args.block}: no section in {args.params} (add it under blocks:)")
-        elif args.command not in ("status", "check-lock") and args.paper not in params.sections:
+        elif args.command not in ("status", "check-lock", "report") and args.paper not in params.sections:
             raise ConfigError(f"{args.paper}: no section in {args.params} (add `{args.paper}: {{}}` for the defaults)")
     except ConfigError as exc:
         print(f"paperops: invalid {args.params}:\n{exc}", file=sys.stderr)
@@ -203,6 +220,18 @@ def main(argv: list[str] | None = None) -> int:
         from components.status import summary
 
         print("\n".join(summary(Path.cwd(), params)))
+        return 0
+    if args.command == "report":
+        from components.report import mlflow_ui_base, write_report
+
+        try:
+            base = mlflow_ui_base(args.mlflow_ui)
+        except ValueError as exc:
+            print(f"paperops: {exc}", file=sys.stderr)
+            return 2
+        written = write_report(Path.cwd(), Path(args.out) if args.out else None, list(params.papers), base)
+        print(f"report: {written.html}")
+        print(f"report: {written.markdown}")
         return 0
     if args.command == "check-lock":
         from components.lockcheck import check

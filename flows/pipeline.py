@@ -23,6 +23,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.report import report
+
 # validate first: DVC deletes a stage's outputs before running it, so an invalid params.yaml must
 # stop the flow at validate@<paper>, which deletes nothing (see dvc.yaml).
 STAGES = ("validate", "prepare", "train", "evaluate", "register")
@@ -146,4 +148,6 @@ def all_papers(root: str = ".") -> dict[str, list[dict[str, Any]]]:
 
     root_path = Path(root).resolve()
     papers = load_params(root_path / "params.yaml").papers
-    return {paper: paper_pipeline(paper, str(root_path)) for paper in papers}
+    results = {paper: paper_pipeline(paper, str(root_path)) for paper in papers}
+    report(str(root_path))  # reports/index.html + REPORT.md; Prefect artifact and MLflow run `paperops-report`
+    return results
