@@ -202,7 +202,8 @@ def paper_pipeline(paper: str, root: str = ".", share: bool = False) -> list[dic
 def status_table(papers: list[str], status: dict[str, str]) -> str:
     """The all-papers progress table (markdown): one row per paper with its state so far."""
     rows = ["| paper | state |", "|---|---|"]
-    rows += [f"| {paper} | {status.get(paper, 'pending')} |" for paper in papers]
+    cell = {paper: status.get(paper, "pending").replace("|", "\\|").replace("\n", " ") for paper in papers}
+    rows += [f"| {paper} | {cell[paper]} |" for paper in papers]
     return "\n".join(rows)
 
 
