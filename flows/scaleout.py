@@ -191,6 +191,29 @@ def _ensure_experiments(root: Path, papers: list[str]) -> None:
         ensure_experiment(client, paper, root)
 
 
+@contextlib.contextmanager
+def _api_for_workers() -> Iterator[None]:
+    """Without ``PREFECT_API_URL`` the flow talks to Prefect's ephemeral server, a subprocess of
+    this one; local Dask workers would each start their own on the same database (and time out
+    on its lock), so they are started with this one's URL in their environment."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the process's ephemeral server (a singleton)
+    if not server.running:
+        yield
+        return
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:
+        del os.environ["PREFECT_API_URL"]
+
+
 def run_parallel(
     papers: list[str], root: Path, progress: Progress, dask_address: str | None, workers: int
 ) -> tuple[dict[str, Any], dict[str, StageFailed]]:
@@ -230,7 +253,7 @@ def run_parallel(
             cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
         )
     log.info("fan-out of %d papers at %s on %s", len(runnable), commit[:12], dask_address or f"{workers} local workers")
-    with runner:
+    with _api_for_workers(), runner:
         for paper in runnable:
             progress.update(paper, "running")
         futures = {
