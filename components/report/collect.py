@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import yaml
+
+from components.gitstate import checkout_state
 
 CLAIMS = Path(__file__).with_name("claims.yaml")
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"  # what `make mlflow-ui` serves
@@ -130,20 +131,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def provenance(root: Path, tracking_uri: str, mlflow_ui: str) -> Provenance:
     """The commit of ``root`` and the tracked files that differ from it (untracked ones do not count)."""
-    commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
-    files = tuple(line[3:] for line in (status or "").splitlines() if line.strip())
-    return Provenance(commit, None if status is None else bool(files), files, tracking_uri, mlflow_ui.rstrip("/"))
+    commit, changed = checkout_state(root)
+    dirty = None if changed is None else bool(changed)
+    return Provenance(commit, dirty, changed or (), tracking_uri, mlflow_ui.rstrip("/"))
 
 
 def lock_hashes(root: Path) -> dict[str, dict[str, str]]:

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from components.gitstate import checkout_state
 from components.tracking.pipeline import PIPELINE_STAGE, finish_parent, parent_run, pipeline_key
 from components.tracking.store import relocate
 
@@ -113,14 +113,6 @@ def ensure_experiment(client: MlflowClient, paper: str, root: Path) -> str:
         return exp.experiment_id
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def _dvc_data_hash(root: Path, paper: str) -> str | None:
     """The md5 DVC recorded for ``data/<paper>`` in dvc.lock (None before the first repro)."""
     lock = Path(root) / "dvc.lock"
@@ -146,11 +138,10 @@ def provenance_tags(root: Path, paper: str, stage: str, scale: str) -> dict[str,
         "paperops.host": socket.gethostname(),
         "paperops.pid": str(os.getpid()),
     }
-    commit = _git(root, "rev-parse", "HEAD")
+    commit, changed = checkout_state(root)
     if commit:
         tags["mlflow.source.git.commit"] = commit
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
-        tags["paperops.git_dirty"] = str(bool(dirty))
+        tags["paperops.git_dirty"] = str(bool(changed))
     data_hash = _dvc_data_hash(root, paper)
     if data_hash:
         tags["dvc.data_md5"] = data_hash
