@@ -5,6 +5,7 @@ Shared by the HTTP tests of every served paper and the serving benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,6 +28,34 @@ class ServerURL(str):
     """The base URL of a running server (a str), with the pid of its ``bentoml serve`` process."""
 
     pid: int
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """Stop ``proc`` and every process of its group (it was started with ``start_new_session``):
+    SIGTERM, then SIGKILL after ``grace_s`` seconds, then SIGKILL to whatever the group still holds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):  # children that outlived their parent (workers, flow runs)
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def process_group(
+    cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen]:
+    """Run ``cmd`` in its own process group, output to ``log``; stop the whole group after."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop_group(proc)
 
 
 def free_port() -> int:
@@ -80,8 +109,4 @@ def bentoml_server(target: str, cwd: Path, env: dict[str, str], log: Path, ready
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)

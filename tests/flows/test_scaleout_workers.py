@@ -6,9 +6,6 @@ clone on its own worker, sharing one DVC remote (a folder) and the MLflow server
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,18 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.http_server import free_port, stop_group
 from tests.project_copy import copy_project
 
 pytestmark = pytest.mark.e2e
 
 PAPERS = ["relu_neuron", "fractional_lms"]  # seconds each at smoke scale
 STAGES = ["validate", "prepare", "train", "evaluate", "register"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_http(url: str, procs: list[subprocess.Popen], timeout: float = 120) -> None:
@@ -57,17 +49,7 @@ def services(tmp_path):
 
     yield start
     for proc in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):  # anything left in the group (flow runs)
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace_s=15)
 
 
 def test_two_workers_run_two_papers_at_once(tmp_path, services) -> None:
@@ -81,7 +63,7 @@ def test_two_workers_run_two_papers_at_once(tmp_path, services) -> None:
     subprocess.run(["git", "clone", "-q", "--bare", str(project.path), str(origin)], check=True)
     remote = tmp_path / "dvc-remote"
     remote.mkdir()
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port = free_port(), free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
     tracking = f"http://127.0.0.1:{mlflow_port}"
     env = {

@@ -22,12 +22,10 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +33,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.http_server import free_port
+from tests.http_server import free_port, process_group
 from tests.project_copy import QUIET_ENV, ProjectCopy, copy_project
 
 pytestmark = pytest.mark.timeout(900)
@@ -46,22 +44,6 @@ BUCKET = "paperops"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 S3_ENV = (*CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL", "PAPEROPS_ARTIFACT_ROOT", "AWS_ENDPOINT_URL")
 OUTPUTS = (f"data/{PAPER}", f"models/{PAPER}", f"reports/{PAPER}")
-
-
-@contextmanager
-def _server(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """Run ``cmd`` in its own process group; stop the whole group (workers included) after."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
 
 
 def _wait(proc: subprocess.Popen, url: str, log: Path, ready_s: float = 180, body: str | None = None) -> None:
@@ -105,7 +87,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
     port = free_port()
     env = {**os.environ, **CREDENTIALS}
     cmd = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with _server(cmd, env, log) as proc:
+    with process_group(cmd, env, log) as proc:
         endpoint = f"http://127.0.0.1:{port}"
         _wait(proc, f"{endpoint}/moto-api/data.json", log, ready_s=60)
         client = boto3.client(
@@ -142,7 +124,7 @@ def mlflow_server(s3: S3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "--workers",
         "1",
     ]
-    with _server(cmd, env, tmp / "server.log") as proc:
+    with process_group(cmd, env, tmp / "server.log") as proc:
         yield proc, f"http://127.0.0.1:{port}", tmp / "server.log"
 
 
