@@ -249,9 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     from components.stages import STAGES, run_block, run_stage
 
     if distributed.launched():  # torchrun: data-parallel training of one paper (components/distributed.py)
-        if args.command != "train" or args.paper not in distributed.PAPERS:
+        if args.command == "train":
+            get_paper(args.paper)  # imports the paper's code, which tells whether it is data-parallel
+        if args.command != "train" or not distributed.supports(PAPERS[args.paper]):
             print(
-                f"paperops: under torchrun only `train <paper>` runs, for {', '.join(distributed.PAPERS)}",
+                "paperops: under torchrun only `train <paper>` runs, for a paper whose trainer is data-parallel "
+                "(its code calls components.distributed.reduce_gradients; README, 'Distributed training')",
                 file=sys.stderr,
             )
             return 2

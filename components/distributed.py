@@ -3,8 +3,9 @@
     torchrun --standalone --nproc_per_node 2 -m components train <paper>
 
 runs ``paperops train <paper>`` in 2 processes (``components/cli.py`` calls ``init`` first and
-``destroy`` last). Only the trainers of ``PAPERS`` use it (EBCLR, CCDF, DiffuseMorph,
-DiffusionCLIP); any other stage or paper under torchrun is refused (exit 2). Rank 0 does every side
+``destroy`` last). A paper's trainer is data-parallel when its code all-reduces its gradients with
+``reduce_gradients`` (``supports``): EBCLR, CCDF, DiffuseMorph and DiffusionCLIP today; any other
+stage or paper under torchrun is refused (exit 2). Rank 0 does every side
 effect of the stage (checkpoints, the exported model, files, the MLflow run, the progress bar);
 the other ranks compute and write nothing (``is_main``).
 
@@ -62,6 +63,7 @@ With one process (no torchrun, or ``WORLD_SIZE=1``) ``shard(fn, *a)`` is ``fn(*a
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -69,9 +71,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-
-PAPERS = ("ebclr", "ccdf", "diffusemorph", "diffusionclip")
-"""The papers whose ``train`` step runs data-parallel under torchrun."""
 
 
 @dataclass(frozen=True)
@@ -223,3 +222,15 @@ def reduce_gradients(params: Iterable[torch.nn.Parameter]) -> None:
         for g in group:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
+
+
+def supports(package: str) -> bool:
+    """Whether the paper package ``package`` (imported, e.g. by ``registry.get_paper``) trains
+    data-parallel: one of its modules uses ``reduce_gradients``. Read from the code itself, so no
+    platform file names papers (components/registry.py is the one that may)."""
+    prefix = package + "."
+    return any(
+        vars(module).get("reduce_gradients") is reduce_gradients
+        for name, module in list(sys.modules.items())
+        if module is not None and (name == package or name.startswith(prefix))
+    )

@@ -8,8 +8,9 @@ pipeline runs once per test session.
 ``make test`` runs two pytest-xdist workers (``-n 2 --dist loadscope``): each test module runs on one
 worker, so its module fixtures are built once. The smoke pipeline runs once for both workers: the
 first that needs it builds it under a file lock in their common temporary folder and each worker
-then works on a copy of its own (``_built_once``, ``tests.project_copy.duplicate``). Two builds in
-parallel, one per worker, took about twice as long on two cores. Grouping every user of
+then works on a copy of its own (``_built_once``, ``tests.project_copy.duplicate``). That halves the
+CPU and memory the build takes; not its wall time, ~12 min either way on two cores, since its
+stages run one after another on about one core (the other worker waits meanwhile). Grouping every user of
 ``smoke_repo`` onto one worker (``--dist loadgroup`` with ``xdist_group`` marks) does not work with
 pytest 9: xdist 3.8 rewrites ``item._nodeid``, which pytest 9's ``nodeid`` no longer reads.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,17 @@ def _built_once(shared: Path) -> Path:
     if failed.is_file():
         raise RuntimeError(f"the shared smoke build failed in another worker:\n{failed.read_text()[-6000:]}")
     return shared / "project"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_forkserver() -> Iterator[None]:
+    """Stop a fork server a module's in-process training started (FeSTA's clients and pools,
+    EBCLR's worker pool): it lives as long as the process that started it, here the pytest worker,
+    holding torch (~0.9 GB) for the rest of the session. ``_stop`` is the private method CPython's
+    own tests use; the next user starts a new one."""
+    yield
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if server is not None and getattr(server, "_forkserver_pid", None) is not None:
+        server._stop()

@@ -26,7 +26,8 @@ def test_flow_runs_stages_through_dvc(smoke_repo, prefect_harness, monkeypatch) 
 
     for key in ("MLFLOW_TRACKING_URI", "PATH", "PAPEROPS_NO_PROGRESS"):
         monkeypatch.setenv(key, smoke_repo.env[key])
-    client = MlflowClient(tracking_uri=smoke_repo.env["MLFLOW_TRACKING_URI"])
+    uri = smoke_repo.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process-wide registry URI
     before = {str(v.version) for v in client.search_model_versions(f"name='{PAPER}'")}
     # Only the register stage is out of date: DVC must skip the other three.
     (smoke_repo.path / "reports" / PAPER / "registration.json").unlink()

@@ -38,9 +38,10 @@ from safetensors.torch import load_file
 from components.cli import main as paperops
 from components.config import load_params
 from components.contract import RunContext
-from components.distributed import PAPERS
 from components.registry import get_paper
 from tests.platform.ddp_worker import write_tiny_params
+
+PAPERS = ("ebclr", "ccdf", "diffusemorph", "diffusionclip")  # the data-parallel trainers
 
 pytestmark = pytest.mark.e2e
 
@@ -139,6 +140,16 @@ def test_rank_0_tracks_one_run_per_paper(trained: tuple) -> None:
         world = db.execute("SELECT value FROM params WHERE key = 'distributed.world_size'").fetchall()
     assert sorted(runs) == sorted((f"{p}/train/smoke",) for p in PAPERS)
     assert world == [("2",)] * len(PAPERS)
+
+
+def test_the_data_parallel_papers_are_told_by_their_code() -> None:
+    from components.distributed import supports
+    from components.registry import PAPERS as REGISTERED
+    from components.registry import get_paper
+
+    for name in REGISTERED:
+        get_paper(name)
+    assert {name for name, package in REGISTERED.items() if supports(package)} == set(PAPERS)
 
 
 def test_under_torchrun_only_train_of_the_four_papers_runs(monkeypatch, capsys) -> None:

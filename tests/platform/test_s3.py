@@ -40,6 +40,20 @@ pytestmark = pytest.mark.timeout(900)
 
 PAPER = "relu_neuron"  # the quickest smoke pipeline whose gate passes (so there is a champion)
 BUCKET = "paperops"
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_restored() -> Iterator[None]:
+    """``configure()`` (in ``fetch_registered`` and ``resolve``) sets MLflow's process-wide tracking and
+    registry URIs; put them back, so later tests in this process do not talk to a stopped server."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved = tracking_utils._tracking_uri, registry_utils._registry_uri
+    yield
+    tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+
+
 # moto accepts any credentials; the real tools still sign every request with them
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 S3_ENV = (*CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL", "PAPEROPS_ARTIFACT_ROOT", "AWS_ENDPOINT_URL")
